@@ -1,0 +1,60 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one small interface every bank backend implements.
+
+Keys are relative to the bank's root (bucket prefix, container prefix or
+directory) and use ``/`` as separator. Data is always ``bytes``: nothing
+goes through text mode or JSON on its way to a backend. Implementations are
+thread-safe: the chunk engine calls one bank object from several threads.
+Transient failures are retried inside the backend; whatever still fails is
+raised as a ``BankError`` whose message names the bank, the key and the cause.
+"""
+
+from __future__ import annotations
+
+import abc
+import typing as t
+
+
+class BankObject(t.NamedTuple):
+    key: str
+    size: int
+
+
+class Bank(abc.ABC):
+    """A flat key/value object store holding backups."""
+
+    #: Human readable location used in every error message, e.g. "s3://bucket/prefix".
+    description: str = "bank"
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        """Store ``data`` under ``key``, replacing any previous object atomically."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes; raise ``BankObjectNotFoundError`` when absent."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool:
+        """Tell whether an object exists under ``key``."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> t.Iterator[BankObject]:
+        """Yield every object whose key starts with ``prefix``, page by page, in key order."""
+
+    @abc.abstractmethod
+    def delete_many(self, keys: t.Iterable[str]) -> int:
+        """Delete the keys (bulk where the backend can); absent keys are not an error.
+
+        Returns how many delete requests were made for existing or absent keys.
+        """
+
+    def close(self) -> None:
+        """Release connections; the default has nothing to release."""
+
+    def __enter__(self) -> Bank:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make test`: install, start the real services, run every test and quality gate, always stop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make --no-print-directory venv
+stop_services() {
+    make --no-print-directory devcloud-down || true
+    make --no-print-directory bank-down || true
+}
+trap stop_services EXIT
+make --no-print-directory bank-up
+make --no-print-directory devcloud-up
+tests/pytest.sh tests/unit tests/e2e
+tests/quality.sh
