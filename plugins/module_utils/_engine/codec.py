@@ -1,0 +1,144 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How one chunk becomes one bank object and back, with its identity checked.
+
+Object layout: magic ``ODB1``, one flags byte (bit 0 zstd, bit 1 AES-256-GCM),
+a 12-byte nonce when encrypted, then the payload. Encryption binds the chunk's
+id and the header as associated data, so a chunk cannot be swapped for another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import traceback
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
+    IntegrityError,
+    InvalidInputError,
+)
+
+try:
+    import zstandard
+except ImportError:
+    HAS_ZSTANDARD = False
+    ZSTANDARD_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_ZSTANDARD = True
+    ZSTANDARD_IMPORT_ERROR = None
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+
+MAGIC = b"ODB1"
+FLAG_ZSTD = 0x01
+FLAG_AES_GCM = 0x02
+NONCE_SIZE = 12
+HEADER_SIZE = len(MAGIC) + 1
+
+
+def require_zstandard() -> None:
+    if not HAS_ZSTANDARD:
+        raise InvalidInputError(
+            "The Python library 'zstandard' is required on the host that runs the module "
+            "(pip install zstandard)", import_error=ZSTANDARD_IMPORT_ERROR)
+
+
+def require_cryptography() -> None:
+    if not HAS_CRYPTOGRAPHY:
+        raise InvalidInputError(
+            "The Python library 'cryptography' is required for an encrypted bank "
+            "(pip install cryptography)", import_error=CRYPTOGRAPHY_IMPORT_ERROR)
+
+
+class ChunkCodec:
+    """Identity, compression and encryption of chunks. Safe to share between threads."""
+
+    def __init__(self, compression_level: int = 3, encryption_key: bytes | None = None,
+                 identity_key: bytes | None = None) -> None:
+        require_zstandard()
+        if encryption_key is not None:
+            require_cryptography()
+        self.compression_level = compression_level
+        self._aead = AESGCM(encryption_key) if encryption_key is not None else None
+        self._identity_key = identity_key
+        # zstd contexts are not thread-safe: one per thread.
+        self._local = threading.local()
+
+    @property
+    def encrypted(self) -> bool:
+        return self._aead is not None
+
+    def identity(self, plaintext: bytes) -> bytes:
+        """The chunk's id: SHA-256 of the plaintext, or a keyed HMAC in an encrypted bank."""
+        if self._identity_key is not None:
+            return hmac.new(self._identity_key, plaintext, hashlib.sha256).digest()
+        return hashlib.sha256(plaintext).digest()
+
+    def _compressor(self):
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            compressor = self._local.compressor = zstandard.ZstdCompressor(level=self.compression_level)
+        return compressor
+
+    def _decompressor(self):
+        decompressor = getattr(self._local, "decompressor", None)
+        if decompressor is None:
+            decompressor = self._local.decompressor = zstandard.ZstdDecompressor()
+        return decompressor
+
+    def encode(self, digest: bytes, plaintext: bytes) -> bytes:
+        flags = 0
+        payload = self._compressor().compress(plaintext)
+        if len(payload) < len(plaintext):
+            flags |= FLAG_ZSTD
+        else:
+            payload = plaintext  # incompressible: stored raw
+        if self._aead is None:
+            return MAGIC + bytes((flags,)) + payload
+        flags |= FLAG_AES_GCM
+        header = MAGIC + bytes((flags,))
+        nonce = os.urandom(NONCE_SIZE)
+        return header + nonce + self._aead.encrypt(nonce, payload, header + digest)
+
+    def decode(self, digest: bytes, blob: bytes, expected_size: int, where: str) -> bytes:
+        """Return the verified plaintext of a stored chunk, or raise ``IntegrityError``."""
+        if len(blob) < HEADER_SIZE or blob[:len(MAGIC)] != MAGIC:
+            raise IntegrityError(f"{where} is not a chunk object (bad header)")
+        flags = blob[len(MAGIC)]
+        if flags & ~(FLAG_ZSTD | FLAG_AES_GCM):
+            raise IntegrityError(f"{where} has unknown flags {flags:#x}")
+        encrypted = bool(flags & FLAG_AES_GCM)
+        if encrypted != self.encrypted:
+            raise IntegrityError(
+                f"{where} is {'encrypted' if encrypted else 'not encrypted'} but the bank "
+                f"{'is' if self.encrypted else 'is not'}")
+        payload = memoryview(blob)[HEADER_SIZE:]
+        if encrypted:
+            header = bytes(blob[:HEADER_SIZE])
+            nonce = bytes(payload[:NONCE_SIZE])
+            try:
+                payload = memoryview(self._aead.decrypt(nonce, bytes(payload[NONCE_SIZE:]), header + digest))
+            except InvalidTag as exc:
+                raise IntegrityError(f"{where} failed authentication: it was altered or belongs elsewhere") from exc
+        if flags & FLAG_ZSTD:
+            try:
+                plaintext = self._decompressor().decompress(payload, max_output_size=expected_size)
+            except zstandard.ZstdError as exc:
+                raise IntegrityError(f"{where} does not decompress: {exc}") from exc
+        else:
+            plaintext = bytes(payload)
+        if len(plaintext) != expected_size:
+            raise IntegrityError(f"{where} holds {len(plaintext)} bytes, expected {expected_size}")
+        if not hmac.compare_digest(self.identity(plaintext), digest):
+            raise IntegrityError(f"{where} does not match its content hash: the stored data is damaged")
+        return plaintext

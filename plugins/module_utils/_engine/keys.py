@@ -1,0 +1,137 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bank's configuration object and its keys.
+
+Encryption is bank-wide: ``bank.json`` holds the scrypt parameters and the data
+key wrapped (AES-256-GCM) under the key derived from the passphrase. One
+passphrase therefore opens every backup, and identical chunks deduplicate
+across backups. The passphrase and the keys never reach the bank in clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import codec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import BANK_CONFIG_KEY
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
+    BankObjectNotFoundError,
+    EncryptionError,
+    ManifestError,
+)
+
+BANK_FORMAT = "openstack_dr.bank/bank"
+BANK_FORMAT_VERSION = 1
+_SCRYPT_PARAMETERS = {"n": 2 ** 15, "r": 8, "p": 1}
+_KEY_WRAP_CONTEXT = b"openstack_dr.bank key wrap v1"
+
+
+class BankKeys:
+    """What chunk processing needs from the bank configuration."""
+
+    def __init__(self, encryption_key: bytes | None = None, identity_key: bytes | None = None) -> None:
+        self.encryption_key = encryption_key
+        self.identity_key = identity_key
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption_key is not None
+
+
+def _derive_wrapping_key(passphrase: str, salt: bytes, parameters: dict) -> bytes:
+    return hashlib.scrypt(passphrase.encode("utf-8"), salt=salt, n=parameters["n"], r=parameters["r"],
+                          p=parameters["p"], maxmem=256 * 1024 * 1024, dklen=32)
+
+
+def _new_bank_config(passphrase: str | None) -> tuple[dict, BankKeys]:
+    config = {
+        "format": BANK_FORMAT,
+        "format_version": BANK_FORMAT_VERSION,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "chunk_id": "sha256",
+        "encryption": None,
+    }
+    if passphrase is None:
+        return config, BankKeys()
+    codec.require_cryptography()
+    data_key = os.urandom(64)
+    salt = os.urandom(16)
+    nonce = os.urandom(12)
+    wrapping_key = _derive_wrapping_key(passphrase, salt, _SCRYPT_PARAMETERS)
+    wrapped = codec.AESGCM(wrapping_key).encrypt(nonce, data_key, _KEY_WRAP_CONTEXT)
+    config["chunk_id"] = "hmac-sha256"
+    config["encryption"] = {
+        "cipher": "aes-256-gcm",
+        "kdf": dict(_SCRYPT_PARAMETERS, name="scrypt", salt=base64.b64encode(salt).decode("ascii")),
+        "key_wrap": {
+            "cipher": "aes-256-gcm",
+            "nonce": base64.b64encode(nonce).decode("ascii"),
+            "wrapped_key": base64.b64encode(wrapped).decode("ascii"),
+        },
+    }
+    return config, BankKeys(data_key[:32], data_key[32:])
+
+
+def _keys_from_config(config: dict, passphrase: str | None, where: str) -> BankKeys:
+    encryption = config.get("encryption")
+    if not encryption:
+        if passphrase is not None:
+            raise EncryptionError(
+                f"The bank {where} is not encrypted, but an encryption passphrase was given. "
+                "A bank is either encrypted or not: use another bank or drop the passphrase.")
+        return BankKeys()
+    if passphrase is None:
+        raise EncryptionError(f"The bank {where} is encrypted: the option encryption_passphrase is required")
+    codec.require_cryptography()
+    try:
+        kdf = encryption["kdf"]
+        wrap = encryption["key_wrap"]
+        wrapping_key = _derive_wrapping_key(passphrase, base64.b64decode(kdf["salt"]), kdf)
+        data_key = codec.AESGCM(wrapping_key).decrypt(
+            base64.b64decode(wrap["nonce"]), base64.b64decode(wrap["wrapped_key"]), _KEY_WRAP_CONTEXT)
+    except codec.InvalidTag:
+        raise EncryptionError(f"Wrong encryption passphrase for the bank {where}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestError(f"The encryption settings in {where}/{BANK_CONFIG_KEY} are invalid: {exc}") from exc
+    return BankKeys(data_key[:32], data_key[32:])
+
+
+def _parse_config(data: bytes, where: str) -> dict:
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ManifestError(f"{where}/{BANK_CONFIG_KEY} is truncated or corrupt: {exc}") from exc
+    if not isinstance(config, dict) or config.get("format") != BANK_FORMAT:
+        raise ManifestError(f"{where}/{BANK_CONFIG_KEY} is not an openstack_dr.bank bank configuration")
+    if config.get("format_version") != BANK_FORMAT_VERSION:
+        raise ManifestError(f"{where} has bank format version {config.get('format_version')!r}; "
+                            f"this collection reads version {BANK_FORMAT_VERSION}")
+    return config
+
+
+def read_bank_keys(bank: Bank, passphrase: str | None) -> BankKeys | None:
+    """Open an existing bank; ``None`` when the bank holds no configuration yet."""
+    try:
+        data = bank.get(BANK_CONFIG_KEY)
+    except BankObjectNotFoundError:
+        return None
+    return _keys_from_config(_parse_config(data, bank.description), passphrase, bank.description)
+
+
+def open_or_initialise_bank(bank: Bank, passphrase: str | None) -> BankKeys:
+    """Open the bank, writing its configuration first when it has none."""
+    keys = read_bank_keys(bank, passphrase)
+    if keys is not None:
+        return keys
+    config, dummy = _new_bank_config(passphrase)
+    bank.put(BANK_CONFIG_KEY, json.dumps(config, indent=1, sort_keys=True).encode("utf-8"))
+    # Read it back: if another run initialised the bank at the same moment, its keys win for both.
+    keys = read_bank_keys(bank, passphrase)
+    if keys is None:
+        raise ManifestError(f"{bank.description}/{BANK_CONFIG_KEY} vanished right after it was written")
+    return keys

@@ -1,0 +1,332 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup side of the chunk engine: any iterator of bytes in, chunks and a manifest out.
+
+The input is cut into fixed-size chunks whatever the size of the pieces it
+arrives in. All-zero chunks are only counted. Other chunks are hashed, checked
+against the bank and, when new, compressed, encrypted and uploaded by a small
+pool of threads with a bounded number in flight, so memory stays flat whatever
+the volume size. The whole-stream hashes run in their own threads. The
+manifest is written last, and only when every chunk is safely stored.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import hashlib
+import json
+import queue
+import threading
+import time
+import typing as t
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
+    chunk_key,
+    manifest_key,
+    progress_key,
+)
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import SHARED, BankLock
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import IntegrityError, InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import (
+    COLLECTION_VERSION,
+    MANIFEST_FORMAT,
+    MANIFEST_FORMAT_VERSION,
+    ChunkMap,
+    Manifest,
+)
+
+MIB = 1024 * 1024
+DEFAULT_CHUNK_SIZE = 4 * MIB
+ALLOWED_CHUNK_SIZES = tuple(MIB << power for power in range(7))  # 1 MiB .. 64 MiB
+
+
+def validate_chunk_size(chunk_size: int) -> int:
+    if chunk_size not in ALLOWED_CHUNK_SIZES:
+        raise InvalidInputError(
+            f"chunk_size must be a power of two from 1 MiB to 64 MiB (1048576 .. 67108864 bytes), got {chunk_size}")
+    return chunk_size
+
+
+def validate_parallelism(parallelism: int) -> int:
+    if not 1 <= parallelism <= 64:
+        raise InvalidInputError(f"parallelism must be between 1 and 64, got {parallelism}")
+    return parallelism
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def rechunk(pieces: t.Iterable[bytes], chunk_size: int) -> t.Iterator[bytes]:
+    """Yield chunks of exactly ``chunk_size`` bytes (the last may be shorter) from pieces of any size."""
+    pending = bytearray()
+    for piece in pieces:
+        if not piece:
+            continue
+        if not pending and len(piece) == chunk_size:
+            yield bytes(piece)  # the common aligned case: no copy into the buffer
+            continue
+        pending += piece
+        if len(pending) >= chunk_size:
+            view = memoryview(pending)
+            offset = 0
+            while len(pending) - offset >= chunk_size:
+                yield bytes(view[offset:offset + chunk_size])
+                offset += chunk_size
+            view.release()
+            del pending[:offset]
+    if pending:
+        yield bytes(pending)
+
+
+class _StreamHasher:
+    """Hashes the whole stream in a thread of its own, fed in order through a bounded queue."""
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._run, name=f"hash-{algorithm}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            self._hash.update(data)
+
+    def update(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def hexdigest(self) -> str:
+        self._queue.put(None)
+        self._thread.join()
+        return self._hash.hexdigest()
+
+    def abandon(self) -> None:
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            # The thread is daemonic and blocked on nothing but the queue: drain one slot and stop it.
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._queue.put(None)
+
+
+class BackupStats:
+    def __init__(self) -> None:
+        self.bytes_read = 0
+        self.zero_bytes = 0
+        self.duplicate_bytes = 0
+        self.new_bytes = 0
+        self.bytes_written = 0
+        self.chunks = 0
+        self.zero_chunks = 0
+        self.duplicate_chunks = 0
+        self.chunks_written = 0
+        self.started = time.monotonic()
+        self.seconds = 0.0
+
+    def as_dict(self) -> dict:
+        seconds = self.seconds or (time.monotonic() - self.started)
+        return {
+            "bytes_read": self.bytes_read,
+            "zero_bytes_skipped": self.zero_bytes,
+            "duplicate_bytes_skipped": self.duplicate_bytes,
+            "new_bytes": self.new_bytes,
+            "bytes_written": self.bytes_written,
+            "chunks": self.chunks,
+            "zero_chunks": self.zero_chunks,
+            "duplicate_chunks": self.duplicate_chunks,
+            "chunks_written": self.chunks_written,
+            "compression_ratio": round(self.new_bytes / self.bytes_written, 3) if self.bytes_written else None,
+            "seconds": round(seconds, 3),
+            "mib_per_second": round(self.bytes_read / MIB / seconds, 1) if seconds > 0 else None,
+        }
+
+
+class BackupWriter:
+    """Writes one backup; ``write()`` returns its manifest once everything is stored."""
+
+    def __init__(self, bank: Bank, codec: ChunkCodec, *, backup_id: str, backup_name: str,
+                 description: str = "", source: dict | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 parallelism: int = 4, expected_size: int | None = None,
+                 extra_hash: tuple[str, str | None] = ("sha512", None), progress_interval: float = 30.0,
+                 lock_wait_timeout: float = 600.0) -> None:
+        self.bank = bank
+        self.codec = codec
+        self.backup_id = backup_id
+        self.backup_name = backup_name
+        self.description = description
+        self.source = source or {}
+        self.chunk_size = validate_chunk_size(chunk_size)
+        self.parallelism = validate_parallelism(parallelism)
+        self.expected_size = expected_size
+        # (algorithm, expected hex digest or None), e.g. Glance's os_hash_algo and os_hash_value.
+        self.extra_hash_algorithm, self.extra_hash_expected = extra_hash
+        self.progress_interval = progress_interval
+        self.lock_wait_timeout = lock_wait_timeout
+        self.stats = BackupStats()
+        self._zero_chunk = bytes(self.chunk_size)
+        self._known_chunks: set[bytes] = set()
+        self._known_lock = threading.Lock()
+        self._created_at = utc_now()
+        self._last_progress = 0.0
+
+    # -- chunk work, in the pool threads ------------------------------------------------------
+
+    def _store_chunk(self, chunk: bytes) -> tuple[bytes, bool, int]:
+        digest = self.codec.identity(chunk)
+        with self._known_lock:
+            seen = digest in self._known_chunks
+        if seen:
+            return digest, False, 0
+        key = chunk_key(digest)
+        if self.bank.exists(key):
+            stored = False
+            written = 0
+        else:
+            blob = self.codec.encode(digest, chunk)
+            self.bank.put(key, blob)
+            stored = True
+            written = len(blob)
+        with self._known_lock:
+            self._known_chunks.add(digest)
+        return digest, stored, written
+
+    # -- progress, for bank_backup_info and resumed runs -----------------------------------------
+
+    def _write_progress(self, status: str, error: str | None = None, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < self.progress_interval:
+            return
+        self._last_progress = now
+        document = {
+            "backup_id": self.backup_id,
+            "backup_name": self.backup_name,
+            "status": status,
+            "started_at": self._created_at,
+            "updated_at": utc_now(),
+            "bytes_done": self.stats.bytes_read,
+            "bytes_total": self.expected_size,
+            "source": self.source,
+        }
+        if error:
+            document["error"] = error
+        self.bank.put(progress_key(self.backup_id), json.dumps(document, sort_keys=True).encode("utf-8"))
+
+    # -- the stream ------------------------------------------------------------------------------
+
+    def write(self, pieces: t.Iterable[bytes]) -> Manifest:
+        lock = BankLock(self.bank, SHARED, f"backup {self.backup_name}", wait_timeout=self.lock_wait_timeout)
+        lock.acquire()
+        try:
+            self._write_progress("in_progress", force=True)
+            try:
+                manifest = self._write_chunks_and_manifest(pieces, lock)
+            except BaseException as exc:
+                try:
+                    self._write_progress("failed", error=str(exc) or type(exc).__name__, force=True)
+                except Exception:  # pylint: disable=broad-except
+                    pass  # the original failure matters more than the progress note
+                raise
+        finally:
+            lock.release()
+        return manifest
+
+    def _write_chunks_and_manifest(self, pieces: t.Iterable[bytes], lock: BankLock) -> Manifest:
+        chunk_map = ChunkMap()
+        stats = self.stats
+        hashers = [_StreamHasher("sha256")]
+        if self.extra_hash_algorithm and self.extra_hash_algorithm != "sha256":
+            hashers.append(_StreamHasher(self.extra_hash_algorithm))
+        # Twice the workers keeps every thread busy while bounding memory to a few chunks.
+        max_in_flight = self.parallelism * 2
+        in_flight: collections.deque = collections.deque()
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="chunk")
+        finished = False
+
+        def settle_oldest() -> None:
+            future, length = in_flight.popleft()
+            if future is None:
+                chunk_map.append_zero()
+                return
+            digest, stored, written = future.result()
+            chunk_map.append_data(digest)
+            if stored:
+                stats.new_bytes += length
+                stats.bytes_written += written
+                stats.chunks_written += 1
+            else:
+                stats.duplicate_bytes += length
+                stats.duplicate_chunks += 1
+
+        try:
+            for chunk in rechunk(pieces, self.chunk_size):
+                length = len(chunk)
+                for hasher in hashers:
+                    hasher.update(chunk)
+                stats.bytes_read += length
+                stats.chunks += 1
+                is_zero = chunk == self._zero_chunk if length == self.chunk_size else chunk == bytes(length)
+                if is_zero:
+                    stats.zero_bytes += length
+                    stats.zero_chunks += 1
+                    in_flight.append((None, length))
+                else:
+                    in_flight.append((pool.submit(self._store_chunk, chunk), length))
+                while len(in_flight) > max_in_flight or (in_flight and in_flight[0][0] is None):
+                    settle_oldest()
+                self._write_progress("in_progress")
+            while in_flight:
+                settle_oldest()
+            hashes = {hasher.algorithm: hasher.hexdigest() for hasher in hashers}
+            finished = True
+        finally:
+            if not finished:
+                for hasher in hashers:
+                    hasher.abandon()
+            pool.shutdown(wait=True, cancel_futures=True)
+        stats.seconds = time.monotonic() - stats.started
+
+        if self.expected_size is not None and stats.bytes_read != self.expected_size:
+            raise IntegrityError(
+                f"The source stream ended after {stats.bytes_read} bytes but {self.expected_size} were expected")
+        if self.extra_hash_expected and hashes.get(self.extra_hash_algorithm) != self.extra_hash_expected.lower():
+            raise IntegrityError(
+                f"The {self.extra_hash_algorithm} of the stream does not match the source's "
+                f"({hashes.get(self.extra_hash_algorithm)} != {self.extra_hash_expected}): the download was damaged")
+
+        document = {
+            "format": MANIFEST_FORMAT,
+            "format_version": MANIFEST_FORMAT_VERSION,
+            "collection_version": COLLECTION_VERSION,
+            "backup_id": self.backup_id,
+            "backup_name": self.backup_name,
+            "description": self.description,
+            "created_at": self._created_at,
+            "completed_at": utc_now(),
+            "source": self.source,
+            "size": stats.bytes_read,
+            "chunk_size": self.chunk_size,
+            "chunk_count": chunk_map.chunk_count,
+            "algorithms": {
+                "chunk_id": "hmac-sha256" if self.codec.encrypted else "sha256",
+                "compression": "zstd",
+                "compression_level": self.codec.compression_level,
+                "encryption": "aes-256-gcm" if self.codec.encrypted else "none",
+            },
+            "hashes": hashes,
+            "stats": stats.as_dict(),
+        }
+        manifest = Manifest(document, chunk_map)
+        lock.assert_still_held()
+        self.bank.put(manifest_key(self.backup_id), manifest.to_bytes())
+        self.bank.delete_many([progress_key(self.backup_id)])
+        return manifest
