@@ -178,13 +178,18 @@ class BackupWriter:
         self._known_lock = threading.Lock()
         self._created_at = utc_now()
         self._last_progress = 0.0
+        self._lock: BankLock | None = None
+        self._manifest: Manifest | None = None
 
     # -- chunk work, in the pool threads ------------------------------------------------------
 
     def _store_chunk(self, chunk: bytes) -> tuple[bytes, bool, int]:
         digest = self.codec.identity(chunk)
+        # Claimed before the bank is asked, so a chunk repeated within the run is stored once;
+        # if the claiming upload fails the whole backup fails, so the claim never hides a gap.
         with self._known_lock:
             seen = digest in self._known_chunks
+            self._known_chunks.add(digest)
         if seen:
             return digest, False, 0
         key = chunk_key(digest)
@@ -196,8 +201,6 @@ class BackupWriter:
             self.bank.put(key, blob)
             stored = True
             written = len(blob)
-        with self._known_lock:
-            self._known_chunks.add(digest)
         return digest, stored, written
 
     # -- progress, for bank_backup_info and resumed runs -----------------------------------------
@@ -224,23 +227,49 @@ class BackupWriter:
     # -- the stream ------------------------------------------------------------------------------
 
     def write(self, pieces: t.Iterable[bytes]) -> Manifest:
-        lock = BankLock(self.bank, SHARED, f"backup {self.backup_name}", wait_timeout=self.lock_wait_timeout)
-        lock.acquire()
+        """Store every chunk, then the manifest: the whole backup in one call."""
+        self.write_chunks(pieces)
+        return self.commit()
+
+    def write_chunks(self, pieces: t.Iterable[bytes]) -> None:
+        """Store the stream's chunks under a shared bank lock, held until ``commit`` or ``abort``."""
+        self._lock = BankLock(self.bank, SHARED, f"backup {self.backup_name}", wait_timeout=self.lock_wait_timeout)
+        self._lock.acquire()
         try:
             self._write_progress("in_progress", force=True)
-            try:
-                manifest = self._write_chunks_and_manifest(pieces, lock)
-            except BaseException as exc:
-                try:
-                    self._write_progress("failed", error=str(exc) or type(exc).__name__, force=True)
-                except Exception:  # pylint: disable=broad-except
-                    pass  # the original failure matters more than the progress note
-                raise
-        finally:
-            lock.release()
-        return manifest
+            self._manifest = self._store_chunks(pieces)
+        except BaseException as exc:
+            self.abort(exc)
+            raise
 
-    def _write_chunks_and_manifest(self, pieces: t.Iterable[bytes], lock: BankLock) -> Manifest:
+    def commit(self) -> Manifest:
+        """Write the manifest, which makes the backup complete, and release the lock."""
+        if self._manifest is None or self._lock is None:
+            raise RuntimeError("commit() needs a successful write_chunks()")
+        try:
+            self._lock.assert_still_held()
+            self.bank.put(manifest_key(self.backup_id), self._manifest.to_bytes())
+            self.bank.delete_many([progress_key(self.backup_id)])
+        except BaseException as exc:
+            self.abort(exc)
+            raise
+        self._lock.release()
+        self._lock = None
+        return self._manifest
+
+    def abort(self, error: BaseException | str | None = None) -> None:
+        """Give up: no manifest, the progress object says why, the lock is released."""
+        if self._lock is None:
+            return
+        try:
+            self._write_progress("failed", error=str(error or "aborted") or type(error).__name__, force=True)
+        except Exception:  # pylint: disable=broad-except
+            pass  # the original failure matters more than the progress note
+        finally:
+            self._lock.release()
+            self._lock = None
+
+    def _store_chunks(self, pieces: t.Iterable[bytes]) -> Manifest:
         chunk_map = ChunkMap()
         stats = self.stats
         hashers = [_StreamHasher("sha256")]
@@ -325,8 +354,4 @@ class BackupWriter:
             "hashes": hashes,
             "stats": stats.as_dict(),
         }
-        manifest = Manifest(document, chunk_map)
-        lock.assert_still_held()
-        self.bank.put(manifest_key(self.backup_id), manifest.to_bytes())
-        self.bank.delete_many([progress_key(self.backup_id)])
-        return manifest
+        return Manifest(document, chunk_map)
