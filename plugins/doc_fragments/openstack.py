@@ -41,7 +41,6 @@ options:
   validate_certs:
     description:
       - Whether or not SSL API requests should be verified.
-      - Before Ansible 2.3 this defaulted to V(true).
     type: bool
     aliases: [verify]
   ca_cert:
