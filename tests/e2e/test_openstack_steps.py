@@ -1,0 +1,373 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The OpenStack steps against the real two-site devcloud, as the member users of project dr.
+
+Known bytes go in through a Glance image (our own upload step), a volume is made from it, and the
+backup steps must give back exactly those bytes (then zeros up to the volume's 1 GiB). Every test
+removes what it made and asserts that nothing tagged with its run id is left at the site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devcloud_fixtures import connect, wait_for
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
+    DeadlineExceededError,
+    DrBankError,
+    IntegrityError,
+    InvalidInputError,
+    OpenStackError,
+)
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps, restore_steps, temporaries
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import TemporaryResources
+
+GIB = 1024 ** 3
+STEP_TIMEOUT = 300
+# Over 4 MB on purpose: Glance under uWSGI stalls on chunked pieces that big, not on a sized body.
+PAYLOAD_SIZE = 9 * 1024 * 1024 + 4321
+COLLECTIONS_PATH = Path(__file__).resolve().parents[2] / ".cache" / "collections"
+
+
+def make_payload(seed: str, size: int = PAYLOAD_SIZE) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+class PayloadReader:
+    """The file-like the chunk engine will hand us: only read(n) is used."""
+
+    def __init__(self, data: bytes, fail_after: int | None = None) -> None:
+        self.data = data
+        self.offset = 0
+        self.fail_after = fail_after
+        self.largest_read = 0
+
+    def read(self, size: int) -> bytes:
+        if self.fail_after is not None and self.offset >= self.fail_after:
+            raise IntegrityError(f"chunk at offset {self.offset} does not match its hash")
+        piece = self.data[self.offset:self.offset + size]
+        self.offset += len(piece)
+        self.largest_read = max(self.largest_read, size)
+        return piece
+
+
+def assert_nothing_tagged_left(conn: Any, run_id: str) -> None:
+    left = temporaries.find_orphaned_temporaries(conn, run_id=run_id)
+    assert left == [], f"temporaries of run {run_id} left behind: {left}"
+
+
+def check_image_bytes(conn: Any, image: Any, payload: bytes, expected_size: int) -> None:
+    """Streams the image through open_image_download: payload first, zeros after, Glance's hash right."""
+    digest = hashlib.sha256()
+    whole = None
+    seen = 0
+    with backup_steps.open_image_download(conn, image) as download:
+        assert download.size == expected_size
+        assert (download.disk_format, download.container_format) == ("raw", "bare")
+        if download.os_hash_algo:
+            whole = hashlib.new(download.os_hash_algo)
+        for piece in download.pieces:
+            assert len(piece) <= 1024 * 1024
+            if whole is not None:
+                whole.update(piece)
+            head = piece[:max(0, len(payload) - seen)]
+            digest.update(head)
+            tail = piece[len(head):]
+            assert tail.count(0) == len(tail), f"non-zero byte after the payload near offset {seen}"
+            seen += len(piece)
+    assert seen == expected_size
+    assert digest.hexdigest() == hashlib.sha256(payload).hexdigest(), "the image does not hold the volume's bytes"
+    if whole is not None:
+        assert whole.hexdigest() == download.os_hash_value
+
+
+@pytest.fixture(scope="module", name="site_a")
+def fixture_site_a(devcloud_sites):
+    conn = connect("site-a", devcloud_sites)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module", name="site_b")
+def fixture_site_b(devcloud_sites):
+    conn = connect("site-b", devcloud_sites)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module", name="admin_a")
+def fixture_admin_a(devcloud_sites):
+    conn = connect("site-a-admin", devcloud_sites)
+    yield conn
+    conn.close()
+
+
+def make_image_with_bytes(conn: Any, name: str, payload: bytes) -> Any:
+    """Our own restore-side steps: a private raw image, then a sized streamed upload."""
+    image = restore_steps.create_restore_image(conn, name, len(payload), tags={})
+    try:
+        reader = PayloadReader(payload)
+        image = restore_steps.upload_image_data(conn, image, reader, len(payload), timeout=STEP_TIMEOUT, piece_size=8 * 1024 * 1024)
+    except BaseException:
+        restore_steps.delete_image_and_wait(conn, image)
+        raise
+    assert image.size == len(payload)
+    return image
+
+
+@pytest.fixture(scope="module", name="source")
+def fixture_source(site_a):
+    """A 1 GiB volume at site A whose first bytes are a known payload (the rest zeros)."""
+    tag = f"e2e-os-steps-{uuid.uuid4().hex[:8]}"
+    payload = make_payload(tag)
+    image = make_image_with_bytes(site_a, f"{tag}-source-image", payload)
+    volume = None
+    try:
+        volume = restore_steps.create_volume_from_image(site_a, f"{tag}-source", 1, image, timeout=STEP_TIMEOUT)
+        yield {"volume": volume, "payload": payload, "tag": tag}
+    finally:
+        restore_steps.delete_image_and_wait(site_a, image)
+        if volume is not None:
+            restore_steps.delete_volume_and_wait(site_a, volume)
+
+
+def test_snapshot_mode_image_holds_the_in_use_volume_bytes(site_a, admin_a, source):
+    volume = source["volume"]
+    # No Nova here: an admin status reset makes the volume look attached, which forces snapshot mode.
+    admin_a.block_storage.reset_volume_status(volume, status="in-use", attach_status="attached")
+    try:
+        volume = backup_steps.find_volume(site_a, volume.name)
+        assert volume.status == "in-use"
+        with TemporaryResources(site_a, backup="e2e-snap", source_volume_id=volume.id) as temps:
+            image, mode = backup_steps.copy_volume_to_image(site_a, temps, volume, "auto", force=True, timeout=STEP_TIMEOUT)
+            assert mode == "snapshot"
+            assert image.visibility == "private"
+            assert temporaries.is_temporary(temporaries.image_properties(image), temps.run_id)
+            assert sorted(c["type"] for c in temps.created) == ["image", "snapshot", "volume"]
+            check_image_bytes(site_a, image, source["payload"], GIB)
+            assert site_a.block_storage.get_volume(volume.id).status == "in-use"
+        assert [r["type"] for r in temps.report["removed"]] == ["image", "volume", "snapshot"]
+        assert temps.report["left_behind"] == []
+        assert_nothing_tagged_left(site_a, temps.run_id)
+    finally:
+        admin_a.block_storage.reset_volume_status(volume, status="available", attach_status="detached")
+
+
+def test_direct_mode_image_holds_the_volume_bytes_without_copies(site_a, source):
+    volume = backup_steps.find_volume(site_a, source["volume"].id)
+    described = backup_steps.describe_volume(site_a, volume)
+    assert described["size"] == 1 and described["volume_type"] == "nfs" and described["region"] == "RegionA"
+    with TemporaryResources(site_a, backup="e2e-direct", source_volume_id=volume.id) as temps:
+        image, mode = backup_steps.copy_volume_to_image(site_a, temps, volume, "auto", timeout=STEP_TIMEOUT)
+        assert mode == "direct"
+        assert [c["type"] for c in temps.created] == ["image"]
+        check_image_bytes(site_a, image, source["payload"], GIB)
+    assert [r["type"] for r in temps.report["removed"]] == ["image"]
+    assert site_a.block_storage.get_volume(volume.id).status == "available"
+    assert_nothing_tagged_left(site_a, temps.run_id)
+
+
+def test_upload_deadline_failure_leaves_no_temporary(site_a, source):
+    volume = source["volume"]
+    with pytest.raises(DeadlineExceededError) as caught:
+        with TemporaryResources(site_a, backup="e2e-deadline", source_volume_id=volume.id) as temps:
+            snapshot = backup_steps.create_temporary_snapshot(site_a, temps, volume, force=False, timeout=STEP_TIMEOUT)
+            temporary_volume = backup_steps.create_temporary_volume(site_a, temps, snapshot, 1, timeout=STEP_TIMEOUT)
+            backup_steps.upload_volume_to_temporary_image(site_a, temps, temporary_volume, timeout=0.001)
+    error = caught.value
+    assert error.details["resource_type"] == "image" and error.details["resource_id"] in str(error)
+    report = error.details["temporaries"]
+    assert [r["type"] for r in report["removed"]] == ["image", "volume", "snapshot"], report
+    assert report["left_behind"] == []
+    assert_nothing_tagged_left(site_a, temps.run_id)
+    wait_for(lambda: site_a.block_storage.get_volume(volume.id).status == "available", 120, "source volume available")
+
+
+def test_exception_after_the_temporary_volume_exists_leaves_nothing(site_a, source):
+    volume = source["volume"]
+    with pytest.raises(RuntimeError, match="injected"):
+        with TemporaryResources(site_a, backup="e2e-inject", source_volume_id=volume.id) as temps:
+            snapshot = backup_steps.create_temporary_snapshot(site_a, temps, volume, force=False, timeout=STEP_TIMEOUT)
+            # No wait: the volume is recorded while still `creating`, and must still be removed.
+            site_volume = site_a.block_storage.create_volume(snapshot_id=snapshot.id, size=1, name=temps.name("volume"), metadata=temps.tags)
+            temps.record("volume", site_volume.id, temps.name("volume"))
+            raise RuntimeError("injected failure after the temporary volume exists")
+    assert [r["type"] for r in temps.report["removed"]] == ["volume", "snapshot"]
+    assert_nothing_tagged_left(site_a, temps.run_id)
+
+
+SIGTERM_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    from devcloud_fixtures import connect
+    from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError
+    from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps
+    from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import TemporaryResources
+    conn = connect("site-a")
+    volume = backup_steps.find_volume(conn, sys.argv[1])
+    temps = TemporaryResources(conn, backup="e2e-sigterm", source_volume_id=volume.id, run_id=sys.argv[2])
+    try:
+        with temps:
+            snapshot = backup_steps.create_temporary_snapshot(conn, temps, volume, force=False, timeout=300)
+            backup_steps.create_temporary_volume(conn, temps, snapshot, 1, timeout=300)
+            print("READY", flush=True)
+            time.sleep(600)
+    except DrBankError as error:
+        print(json.dumps({"error": str(error), "report": temps.report}), flush=True)
+        sys.exit(3)
+""")
+
+
+def test_sigterm_cleans_up_the_temporaries(site_a, source):
+    run_id = uuid.uuid4().hex
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(COLLECTIONS_PATH), str(Path(__file__).parent)]))
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_SCRIPT, source["volume"].id, run_id],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.strip() == "READY", f"child did not get ready: {line!r} {process.stderr.read() if process.poll() is not None else ''}"
+        assert {o["type"] for o in temporaries.find_orphaned_temporaries(site_a, run_id=run_id)} == {"snapshot", "volume"}
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 3, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert "SIGTERM" in result["error"]
+    assert [r["type"] for r in result["report"]["removed"]] == ["volume", "snapshot"]
+    assert_nothing_tagged_left(site_a, run_id)
+
+
+def test_orphan_finder_finds_and_removes_a_leaked_temporary(site_a, source):
+    leaked = TemporaryResources(site_a, backup="e2e-orphan", source_volume_id=source["volume"].id)
+    # A crash: the snapshot is created and recorded, but this run never cleans up.
+    snapshot = backup_steps.create_temporary_snapshot(site_a, leaked, source["volume"], force=False, timeout=STEP_TIMEOUT)
+    try:
+        found = temporaries.find_orphaned_temporaries(site_a, run_id=leaked.run_id)
+        assert found == [{
+            "type": "snapshot", "id": snapshot.id, "name": leaked.name("snapshot"), "status": "available",
+            "run": leaked.run_id, "backup": "e2e-orphan", "source_volume": source["volume"].id,
+        }]
+        assert temporaries.find_orphaned_temporaries(site_a, run_id=leaked.run_id, older_than=3600) == []
+        report = temporaries.remove_orphaned_temporaries(site_a, run_id=leaked.run_id)
+        assert [r["id"] for r in report["removed"]] == [snapshot.id] and report["left_behind"] == []
+    finally:
+        leaked.cleanup()
+    assert_nothing_tagged_left(site_a, leaked.run_id)
+
+
+def test_restore_side_at_site_b(site_b, devcloud_sites):
+    tag = f"e2e-os-restore-{uuid.uuid4().hex[:8]}"
+    payload = make_payload(tag)
+    source_type = "gold-a"
+    chosen, reason = restore_steps.resolve_volume_type(site_b, None, source_type)
+    assert chosen is None and "gold-a does not exist" in reason and "(nfs)" in reason
+    assert restore_steps.resolve_volume_type(site_b, None, "nfs")[0] == "nfs"
+    with pytest.raises(InvalidInputError, match="unknown volume_type gold-a; available: .*gold-b"):
+        restore_steps.resolve_volume_type(site_b, "gold-a", None)
+    volume_type, _ = restore_steps.resolve_volume_type(site_b, "gold-b", source_type)
+
+    with TemporaryResources(site_b, backup=tag) as temps:
+        image = restore_steps.create_restore_image(site_b, temps.name("image"), len(payload), min_disk=1, tags=temps.tags)
+        temps.record("image", image.id, image.name)
+        assert image.visibility == "private" and image.status == "queued"
+        reader = PayloadReader(payload)
+        image = restore_steps.upload_image_data(site_b, image, reader, len(payload), timeout=STEP_TIMEOUT, piece_size=8 * 1024 * 1024)
+        assert image.status == "active" and image.size == len(payload)
+        assert image.hash_value == hashlib.new(image.hash_algo, payload).hexdigest()
+
+        restored = restore_steps.create_volume_from_image(
+            site_b, tag, 1, image, volume_type=volume_type, metadata={"openstack_dr_bank_backup_id": tag, "app": "db"},
+            description="restored by e2e", timeout=STEP_TIMEOUT,
+        )
+        try:
+            assert restored.volume_type == "gold-b" and restored.status == "available"
+            restore_steps.set_volume_bootable(site_b, restored, True)
+            outcome = restore_steps.set_volume_image_metadata(
+                site_b, restored, {"hw_disk_bus": "scsi", "os_distro": "debian", "checksum": "from-site-a", "image_id": "gone"},
+            )
+            assert outcome["set"] == ["hw_disk_bus", "os_distro"] and outcome["skipped"] == ["checksum", "image_id"]
+            assert set(outcome["removed"]) >= {"openstack_dr_bank_temporary", "openstack_dr_bank_run"}
+            temps.remove("image", image.id)
+            restored = site_b.block_storage.get_volume(restored.id)
+            assert restored.is_bootable
+            image_metadata = restored.volume_image_metadata
+            assert image_metadata["hw_disk_bus"] == "scsi" and image_metadata["os_distro"] == "debian"
+            assert not any(key.startswith("openstack_dr_bank_") for key in image_metadata)
+            assert [v.id for v in restore_steps.find_volumes_by_name(site_b, tag)] == [restored.id]
+            assert restore_steps.volume_carries_tag(restored, "openstack_dr_bank_backup_id", tag)
+
+            # The restored volume holds the bytes: read it back through our own direct copy.
+            with TemporaryResources(site_b, backup=tag + "-check", source_volume_id=restored.id) as check:
+                copy, _ = backup_steps.copy_volume_to_image(site_b, check, restored, "direct", timeout=STEP_TIMEOUT)
+                check_image_bytes(site_b, copy, payload, GIB)
+            assert_nothing_tagged_left(site_b, check.run_id)
+        finally:
+            restore_steps.delete_volume_and_wait(site_b, restored)
+    assert temps.report["left_behind"] == []
+    assert restore_steps.find_volumes_by_name(site_b, tag) == []
+    assert_nothing_tagged_left(site_b, temps.run_id)
+
+
+def test_reader_error_propagates_and_the_image_is_removed(site_b):
+    with pytest.raises(IntegrityError, match="does not match its hash"):
+        with TemporaryResources(site_b, backup="e2e-reader-error") as temps:
+            image = restore_steps.create_restore_image(site_b, temps.name("image"), PAYLOAD_SIZE, tags=temps.tags)
+            temps.record("image", image.id, image.name)
+            reader = PayloadReader(make_payload("bad"), fail_after=2 * 1024 * 1024)
+            restore_steps.upload_image_data(site_b, image, reader, PAYLOAD_SIZE, timeout=STEP_TIMEOUT)
+    assert [r["type"] for r in temps.report["removed"]] == ["image"]
+    assert_nothing_tagged_left(site_b, temps.run_id)
+
+
+def test_quota_refusal_is_a_clear_error_with_nothing_left(site_b, devcloud_sites):
+    too_big = devcloud_sites["sites"]["site-b"]["quotas"]["gigabytes"] + 1
+    tag = f"e2e-os-quota-{uuid.uuid4().hex[:8]}"
+    with TemporaryResources(site_b, backup=tag) as temps:
+        image = make_image_with_bytes(site_b, temps.name("image"), make_payload(tag, 1024 * 1024))
+        temps.record("image", image.id, image.name)
+        with pytest.raises(OpenStackError, match="quota exceeded") as caught:
+            restore_steps.create_volume_from_image(site_b, tag, too_big, image, timeout=STEP_TIMEOUT)
+        assert "nothing was created" in str(caught.value)
+    assert restore_steps.find_volumes_by_name(site_b, tag) == []
+    assert temps.report["left_behind"] == []
+
+
+def test_unknown_volume_is_a_clear_error(site_a):
+    with pytest.raises(InvalidInputError, match="not found"):
+        backup_steps.find_volume(site_a, f"no-such-volume-{uuid.uuid4().hex}")
+
+
+def test_volume_in_error_and_ambiguous_names_are_clear_errors(site_a, admin_a):
+    name = f"e2e-os-bad-{uuid.uuid4().hex[:8]}"
+    made = []
+    try:
+        for _ in range(2):
+            made.append(site_a.block_storage.create_volume(name=name, size=1))
+        for volume in made:
+            wait_for(lambda v=volume: site_a.block_storage.get_volume(v.id).status == "available", STEP_TIMEOUT, "volume available")
+        with pytest.raises(InvalidInputError, match="ambiguous"):
+            backup_steps.find_volume(site_a, name)
+        admin_a.block_storage.reset_volume_status(made[0], status="error")
+        with pytest.raises(InvalidInputError, match="status 'error'"):
+            backup_steps.find_volume(site_a, made[0].id)
+    finally:
+        for volume in made:
+            restore_steps.delete_volume_and_wait(site_a, volume)
+    assert restore_steps.find_volumes_by_name(site_a, name) == []
