@@ -11,7 +11,7 @@ class ModuleDocFragment:
 options:
   bank:
     description:
-      - Where the backups live: a directory, an S3 bucket or a Swift container.
+      - Where the backups live; a directory, an S3 bucket or a Swift container.
       - The options a type does not use must not be set.
       - Every failure names the bank, the object key and the cause; secrets are never shown.
       - Transient errors (HTTP 5xx, throttling, connection resets, timeouts) are retried with jittered

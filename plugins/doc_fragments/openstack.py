@@ -84,7 +84,7 @@ options:
       - Each step has its own deadline; it is not a limit on the whole run. A step that passes its
         deadline fails with the resource id and its last status, and triggers the same cleanup of
         temporaries as any other failure.
-      - Unlike C(openstack.cloud)'s 180 seconds, the default of 3600 seconds fits data transfers:
+      - Unlike C(openstack.cloud)'s 180 seconds, the default of 3600 seconds fits data transfers;
         a volume upload to an image runs at roughly 100 MiB/s on common back ends, so an hour covers
         a few hundred GiB. Steps that copy a volume's data never get less than 60 seconds per GiB of
         the volume, so a 1 TiB volume is allowed about 17 hours per data step even with the default.

@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bank_backup_info
+short_description: List and verify the backups in a bank
+version_added: 0.1.0
+description:
+  - Lists the backups of a bank, newest first, including those still in progress with the bytes done
+    so far and the time of their last update, so an operator can watch a long backup run with C(async).
+  - Can verify backups; V(presence) checks every chunk exists, V(data) reads, decrypts and hashes every
+    chunk (or a random share of them).
+  - Returns an empty list when nothing matches.
+author:
+  - openstack_dr.bank contributors
+extends_documentation_fragment:
+  - openstack_dr.bank.bank
+attributes:
+  check_mode:
+    support: full
+    details: Reads only, in check mode too.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  action_group:
+    support: full
+    membership:
+      - openstack_dr.bank.bank
+options:
+  backup:
+    description:
+      - Only the backup of this name or id.
+    type: str
+  source_volume:
+    description:
+      - Only backups of the volume of this id or name at the source site.
+    type: str
+  verify:
+    description:
+      - V(none) lists only; V(presence) checks every chunk of each complete backup exists; V(data) reads and checks them.
+    type: str
+    default: none
+    choices: [none, presence, data]
+  verify_percent:
+    description:
+      - With O(verify=data), the share of chunks to read, picked at random.
+    type: float
+    default: 100.0
+seealso:
+  - module: openstack_dr.bank.volume_glance_backup
+  - module: openstack_dr.bank.bank_delete
+"""
+
+EXAMPLES = r"""
+- name: List the backups of one volume
+  openstack_dr.bank.bank_backup_info:
+    source_volume: database-data
+    bank: "{{ dr_bank }}"
+  register: found
+
+- name: Read back a tenth of the chunks of every backup
+  openstack_dr.bank.bank_backup_info:
+    verify: data
+    verify_percent: 10
+    bank: "{{ dr_bank }}"
+    encryption_passphrase: "{{ vault_bank_passphrase }}"
+"""
+
+RETURN = r"""
+backups:
+  description: The backups, newest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Backup id.
+      type: str
+    name:
+      description: Backup name.
+      type: str
+    status:
+      description: V(complete), V(in_progress) or V(failed) (an interrupted backup that the next run resumes).
+      type: str
+    description:
+      description: Description given at backup time.
+      type: str
+    created_at:
+      description: When the backup started, UTC.
+      type: str
+    completed_at:
+      description: When it completed, UTC; null while in progress.
+      type: str
+    updated_at:
+      description: Last update of the backup, UTC.
+      type: str
+    size:
+      description: Size of the volume image in bytes (null when not yet known).
+      type: int
+    bytes_done:
+      description: Bytes read so far.
+      type: int
+    bytes_total:
+      description: Bytes to read in all.
+      type: int
+    source_volume:
+      description: Id, name, size, volume type and bootable flag of the source volume.
+      type: dict
+    source_cloud:
+      description: Cloud and region of the source volume.
+      type: dict
+    hashes:
+      description: Whole-image hashes of a complete backup.
+      type: dict
+    stats:
+      description: Figures of the run that made the backup.
+      type: dict
+    error:
+      description: Why a failed backup failed.
+      type: str
+      returned: when failed
+    verification:
+      description: With O(verify), the result; C(ok), C(chunks), C(checked_chunks), C(missing_chunks), C(damaged_chunks).
+      type: dict
+      returned: when verified
+"""
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank_backup_info import argument_spec, run_bank_backup_info
+from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
+
+
+def main() -> None:
+    run_module(argument_spec(), run_bank_backup_info)
+
+
+if __name__ == "__main__":
+    main()

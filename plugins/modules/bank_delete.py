@@ -1,0 +1,101 @@
+#!/usr/bin/python
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bank_delete
+short_description: Delete a backup from a bank
+version_added: 0.1.0
+description:
+  - Removes the backup's manifest first (so an interrupted deletion never leaves a backup that looks
+    complete), then every chunk that no other complete backup references, then the backup's
+    in-progress objects.
+  - Holds the bank exclusively while it works, and waits for running backups to finish first, so it
+    never removes a chunk that a backup being written at that moment relies on.
+  - Needs no OpenStack cloud, only the bank.
+author:
+  - openstack_dr.bank contributors
+extends_documentation_fragment:
+  - openstack_dr.bank.bank
+attributes:
+  check_mode:
+    support: full
+    details: Reports the objects and bytes that would be removed.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: A backup that is already gone gives RV(ignore:changed=false).
+  action_group:
+    support: full
+    membership:
+      - openstack_dr.bank.bank
+options:
+  backup:
+    description:
+      - Name or id of the backup to delete.
+    type: str
+    required: true
+  lock_timeout:
+    description:
+      - Seconds to wait for running backups and deletions to finish before giving up with nothing removed.
+    type: int
+    default: 600
+seealso:
+  - module: openstack_dr.bank.bank_backup_info
+  - module: openstack_dr.bank.volume_glance_backup
+"""
+
+EXAMPLES = r"""
+- name: Delete an old backup
+  openstack_dr.bank.bank_delete:
+    backup: database-data-2026-10-01
+    bank:
+      type: file
+      path: /srv/dr-bank
+
+- name: See what deleting a backup would free
+  openstack_dr.bank.bank_delete:
+    backup: database-data-2026-10-01
+    bank: "{{ dr_bank }}"
+  check_mode: true
+  register: would_free
+"""
+
+RETURN = r"""
+backup:
+  description: Id and name of the backup (the name is null when the backup had no manifest).
+  returned: always
+  type: dict
+deleted:
+  description: What was removed, or would be removed in check mode.
+  returned: always
+  type: dict
+  contains:
+    objects:
+      description: Number of bank objects.
+      type: int
+    chunks:
+      description: Number of chunks no other backup referenced.
+      type: int
+    bytes:
+      description: Bytes of those objects in the bank.
+      type: int
+    keys:
+      description: The keys of those objects (the first 1000), manifest first.
+      type: list
+      elements: str
+"""
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank_delete import argument_spec, run_bank_delete
+from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
+
+
+def main() -> None:
+    run_module(argument_spec(), run_bank_delete)
+
+
+if __name__ == "__main__":
+    main()

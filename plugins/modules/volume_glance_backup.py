@@ -1,0 +1,274 @@
+#!/usr/bin/python
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: volume_glance_backup
+short_description: Back up a Cinder volume through Glance into a bank
+version_added: 0.1.0
+description:
+  - Copies a Cinder volume into a temporary Glance image (through a temporary snapshot and a temporary
+    volume, or directly), streams the image into the bank in chunks, removes every temporary resource,
+    and writes the backup's manifest last. The presence of the manifest means the backup is complete.
+  - All-zero chunks are not stored, and a chunk the bank already holds (from any backup) is not uploaded
+    again, so a second backup of a slightly changed volume writes little.
+  - Every temporary resource is tagged with the run, the backup and the source volume, and is removed
+    on success, failure, timeout and SIGTERM. Whatever could not be removed is reported with its id.
+  - A run interrupted before the manifest was written is resumed by the next run with the same
+    O(backup_name); only the chunks the bank does not have are uploaded.
+author:
+  - openstack_dr.bank contributors
+extends_documentation_fragment:
+  - openstack_dr.bank.openstack
+  - openstack_dr.bank.bank
+attributes:
+  check_mode:
+    support: full
+    details: Reports the temporaries that would be created and the size that would be read; changes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: A complete backup with the same O(backup_name) in the bank gives RV(ignore:changed=false).
+  action_group:
+    support: full
+    membership:
+      - openstack_dr.bank.bank
+options:
+  volume:
+    description:
+      - Name or id of the Cinder volume to back up. It must be V(available) or V(in-use).
+    type: str
+    required: true
+  backup_name:
+    description:
+      - Name of the backup in the bank. Names are unique in a bank; the backup id is derived from it.
+    type: str
+    required: true
+  description:
+    description:
+      - Free text stored in the manifest.
+    type: str
+    default: ""
+  chunk_size:
+    description:
+      - Size of the chunks in MiB. Larger chunks mean fewer objects; smaller chunks deduplicate better.
+    type: int
+    default: 4
+    choices: [1, 2, 4, 8, 16, 32, 64]
+  compression_level:
+    description:
+      - zstd compression level from 1 to 19. Chunks that do not shrink are stored raw.
+    type: int
+    default: 3
+  parallelism:
+    description:
+      - Chunks processed and uploaded at once (1 to 64). Memory use grows with O(parallelism) x O(chunk_size).
+    type: int
+    default: 4
+  copy_mode:
+    description:
+      - How the volume's data reaches Glance.
+      - V(snapshot) creates a temporary snapshot and a temporary volume from it, and uploads that volume.
+        The source volume is never touched and may stay in use.
+      - V(direct) uploads the volume itself (it must be V(available)); no snapshot and no copy.
+      - V(auto) picks V(direct) for an V(available) volume and V(snapshot) otherwise.
+    type: str
+    default: auto
+    choices: [auto, snapshot, direct]
+  force:
+    description:
+      - Allow the snapshot of an V(in-use) volume. The snapshot is crash-consistent.
+    type: bool
+    default: false
+  temporary_prefix:
+    description:
+      - Prefix of the names of temporary snapshots, volumes and images.
+    type: str
+    default: dr-bank-tmp-
+  lock_timeout:
+    description:
+      - Seconds to wait while a deletion holds the bank exclusively.
+    type: int
+    default: 600
+  progress_interval:
+    description:
+      - Seconds between updates of the backup's progress object, which M(openstack_dr.bank.bank_backup_info)
+        shows while the backup runs.
+    type: int
+    default: 30
+notes:
+  - Each waited step (snapshot, temporary volume, upload to image) has its own deadline of O(timeout)
+    seconds, raised to 60 seconds per GiB of the volume for steps that move its data.
+seealso:
+  - module: openstack_dr.bank.volume_glance_restore
+  - module: openstack_dr.bank.bank_backup_info
+  - module: openstack_dr.bank.bank_delete
+"""
+
+EXAMPLES = r"""
+- name: Back up a volume at site A into an S3 bank
+  openstack_dr.bank.volume_glance_backup:
+    cloud: site-a
+    volume: database-data
+    backup_name: database-data-2026-11-25
+    bank:
+      type: s3
+      endpoint_url: https://s3.example.com
+      bucket: dr-bank
+      access_key: "{{ bank_access_key }}"
+      secret_key: "{{ bank_secret_key }}"
+    encryption_passphrase: "{{ vault_bank_passphrase }}"
+
+- name: Back up an attached volume through a snapshot, in the background
+  openstack_dr.bank.volume_glance_backup:
+    cloud: site-a
+    volume: 3f1c2c4e-7d55-4c8e-9a0a-1f6f7f0c2b11
+    backup_name: web-root-nightly
+    copy_mode: snapshot
+    force: true
+    bank:
+      type: swift
+      cloud: bank-cloud
+      container: dr-bank
+  async: 86400
+  poll: 0
+  register: backup_job
+"""
+
+RETURN = r"""
+backup:
+  description: The backup in the bank.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Backup id (derived from the name).
+      type: str
+      sample: 5f0c8c1e-8d1d-5b8e-9d2a-0f3b7a8c9d10
+    name:
+      description: Backup name.
+      type: str
+      sample: database-data-2026-11-25
+    description:
+      description: Description stored with the backup.
+      type: str
+      returned: success
+    created_at:
+      description: When the backup started, UTC, ISO 8601.
+      type: str
+      returned: success
+    completed_at:
+      description: When its chunks were all stored, UTC, ISO 8601.
+      type: str
+      returned: success
+    size:
+      description: Bytes of the volume image; in check mode the size that would be read.
+      type: int
+    stored_bytes:
+      description: Bytes this backup wrote into the bank when it was made.
+      type: int
+      returned: success
+    hashes:
+      description: Whole-image hashes, hex (V(sha256) and Glance's O(os_hash_algo), usually V(sha512)).
+      type: dict
+      returned: success
+    source_volume:
+      description: Id, name, size (GiB), volume type and bootable flag of the source volume.
+      type: dict
+    source_cloud:
+      description: Cloud and region of the source volume.
+      type: dict
+      returned: success
+copy_mode:
+  description: The copy mode used (or that would be used in check mode).
+  returned: changed
+  type: str
+  sample: direct
+resumed:
+  description: Whether this run continued an interrupted backup of the same name.
+  returned: changed
+  type: bool
+stats:
+  description: Figures of the transfer; empty when nothing was done.
+  returned: always
+  type: dict
+  contains:
+    bytes_read:
+      description: Bytes read from the image.
+      type: int
+    zero_bytes_skipped:
+      description: Bytes in all-zero chunks, which are not stored.
+      type: int
+    duplicate_bytes_skipped:
+      description: Bytes in chunks the bank already held.
+      type: int
+    new_bytes:
+      description: Bytes in chunks that were stored by this run (before compression).
+      type: int
+    bytes_written:
+      description: Bytes written into the bank for chunks (after compression and encryption).
+      type: int
+    chunks:
+      description: Number of chunks in the backup.
+      type: int
+    zero_chunks:
+      description: Number of all-zero chunks.
+      type: int
+    duplicate_chunks:
+      description: Number of chunks the bank already held.
+      type: int
+    chunks_written:
+      description: Number of chunks uploaded by this run.
+      type: int
+    compression_ratio:
+      description: O(new_bytes) divided by O(bytes_written).
+      type: float
+    seconds:
+      description: Seconds spent streaming into the bank.
+      type: float
+    mib_per_second:
+      description: MiB read from the image per second of streaming.
+      type: float
+    seconds_per_phase:
+      description: Seconds spent copying the volume into an image, transferring, and cleaning up.
+      type: dict
+temporaries:
+  description: The temporary resources of this run.
+  returned: always
+  type: dict
+  contains:
+    would_create:
+      description: In check mode, the temporaries that would be created.
+      type: list
+      elements: dict
+      returned: check mode
+    created:
+      description: Every temporary created (type, id, name).
+      type: list
+      elements: dict
+      returned: changed
+    removed:
+      description: Temporaries removed.
+      type: list
+      elements: dict
+      returned: changed
+    left_behind:
+      description: Temporaries that could not be removed, with the error; remove them by id or with the cleanup role.
+      type: list
+      elements: dict
+      returned: changed
+"""
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
+from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_backup import argument_spec, run_volume_backup
+
+
+def main() -> None:
+    run_module(argument_spec(), run_volume_backup)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+#!/usr/bin/python
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: volume_glance_restore
+short_description: Restore a Cinder volume from a bank through Glance
+version_added: 0.1.0
+description:
+  - Streams a backup's chunks from the bank into a new private Glance image, verifying each chunk before
+    any of its bytes is sent and the whole image's hash before the last, creates a volume from the image,
+    waits until it is available, restores its bootable flag and image metadata, and removes the image.
+  - Needs only the bank and the target cloud; nothing of the site where the backup was made.
+  - A failed restore removes its image and its half-made volume. Both are tagged while they are
+    temporary, so a crash leaves them findable by the cleanup role.
+  - The restored volume carries the metadata key C(openstack_dr_bank_restored_from) with the backup id, so a
+    second run finds it and reports RV(ignore:changed=false).
+author:
+  - openstack_dr.bank contributors
+extends_documentation_fragment:
+  - openstack_dr.bank.openstack
+  - openstack_dr.bank.bank
+attributes:
+  check_mode:
+    support: full
+    details: Checks the backup, the name, the size and the volume type, and reports the volume that would be created.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: A volume named O(restore_name) restored from the same backup gives RV(ignore:changed=false).
+  action_group:
+    support: full
+    membership:
+      - openstack_dr.bank.bank
+options:
+  backup:
+    description:
+      - Name or id of the backup to restore.
+    type: str
+    required: true
+  restore_name:
+    description:
+      - Name of the new volume. A volume of that name that was not restored from this backup is an error.
+    type: str
+    required: true
+  description:
+    description:
+      - Description of the new volume.
+    type: str
+  volume_type:
+    description:
+      - Volume type of the new volume.
+      - By default the source volume's type when a type of that name exists at the target, else the
+        target's default type; RV(volume_type_reason) says which.
+    type: str
+  availability_zone:
+    description:
+      - Availability zone of the new volume; by default the target's default.
+    type: str
+  size:
+    description:
+      - Size of the new volume in GiB; at least the size of the backed up volume, which is the default.
+    type: int
+  metadata:
+    description:
+      - Metadata of the new volume, added to the source volume's metadata kept in the backup.
+    type: dict
+    default: {}
+  parallelism:
+    description:
+      - Chunks fetched from the bank ahead of the upload (1 to 64).
+    type: int
+    default: 4
+  temporary_prefix:
+    description:
+      - Prefix of the name of the temporary image.
+    type: str
+    default: dr-bank-tmp-
+notes:
+  - The image upload and the creation of the volume each have a deadline of O(timeout) seconds, raised to
+    60 seconds per GiB of the volume.
+seealso:
+  - module: openstack_dr.bank.volume_glance_backup
+  - module: openstack_dr.bank.bank_backup_info
+"""
+
+EXAMPLES = r"""
+- name: Restore the latest database backup at site B
+  openstack_dr.bank.volume_glance_restore:
+    cloud: site-b
+    backup: database-data-2026-11-25
+    restore_name: database-data
+    volume_type: ssd
+    bank:
+      type: s3
+      endpoint_url: https://s3.example.com
+      bucket: dr-bank
+      access_key: "{{ bank_access_key }}"
+      secret_key: "{{ bank_secret_key }}"
+    encryption_passphrase: "{{ vault_bank_passphrase }}"
+  register: restored
+
+- name: Show the new volume id
+  ansible.builtin.debug:
+    msg: "{{ restored.volume.id }}"
+"""
+
+RETURN = r"""
+volume:
+  description:
+    - The restored volume, as openstack.cloud returns volumes. In check mode, the volume that would be created.
+  returned: always
+  type: dict
+  sample: {"id": "5a9e8a1c-8b65-4f4e-9a8f-3d0d1f2d9e11", "name": "database-data", "size": 10, "status": "available"}
+image_id:
+  description: Id of the temporary image the volume was created from (removed by now); null when nothing was done.
+  returned: always
+  type: str
+backup:
+  description: Id, name, creation time, size in bytes and source volume id of the restored backup.
+  returned: always
+  type: dict
+volume_type_reason:
+  description: Why the volume got its volume type.
+  returned: always
+  type: str
+  sample: volume type gold of the source volume, which exists here
+image_metadata:
+  description: Image metadata keys set on the volume, skipped (managed by Glance or Cinder) and removed.
+  returned: changed and not check mode
+  type: dict
+stats:
+  description: Bytes restored, seconds per phase and MiB/s of the image upload; empty when nothing was done.
+  returned: always
+  type: dict
+temporaries:
+  description: On failure, the temporaries removed and those left behind (type, id, name, error).
+  returned: failed
+  type: dict
+"""
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
+from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_restore import argument_spec, run_volume_restore
+
+
+def main() -> None:
+    run_module(argument_spec(), run_volume_restore)
+
+
+if __name__ == "__main__":
+    main()
