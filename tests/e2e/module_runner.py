@@ -1,0 +1,55 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs the collection's modules for real, through the ``ansible`` command, and returns their results."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+COLLECTIONS = REPO / ".cache" / "collections"
+
+
+class ModuleRun:
+    def __init__(self, result: dict, stdout: str, stderr: str) -> None:
+        self.result = result
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.result.get("failed"))
+
+    def __getitem__(self, key):
+        return self.result[key]
+
+    def get(self, key, default=None):
+        return self.result.get(key, default)
+
+
+def run_module(name: str, args: dict, check: bool = False, env: dict | None = None, timeout: float = 1800) -> ModuleRun:
+    """Run ``openstack_dr.bank.<name>`` on localhost with the test venv's Python; never raises on module failure."""
+    command = [
+        str(pathlib.Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+        "-m", f"openstack_dr.bank.{name}", "-a", json.dumps(args),
+        "-e", f"ansible_python_interpreter={sys.executable}",
+    ]
+    if check:
+        command.append("--check")
+    with tempfile.TemporaryDirectory() as tree:
+        # The tree callback writes each host's result as JSON: the module's own result, unprinted.
+        environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                           ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree", ANSIBLE_CALLBACK_TREE_DIR=tree,
+                           ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+        environment.update(env or {})
+        completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout, check=False)
+        try:
+            result = json.loads((pathlib.Path(tree) / "localhost").read_text())
+        except (OSError, ValueError) as exc:
+            raise AssertionError(f"ansible wrote no result ({exc}):\n{completed.stdout}\n{completed.stderr}") from exc
+    return ModuleRun(result, completed.stdout, completed.stderr)
