@@ -1,0 +1,797 @@
+"""Two real OpenStack sites on 127.0.0.1 for the tests and the demo (run by up.sh/down.sh).
+
+Runs with the devcloud venv's Python (.devcloud/venv/bin/python), as root:
+
+    devcloud.py up        start RabbitMQ and both sites, register users, write clouds.yaml/sites.yml
+    devcloud.py check     exit 0 when every API answers and every Cinder pool is reported
+    devcloud.py running   exit 0 when every started process is still alive
+    devcloud.py down      stop every process, unmount the shares, free the loop devices
+    devcloud.py rss       print the summed RSS of the devcloud's processes (and the bank's)
+
+Everything lives under .devcloud/ in the repository root (or $DEVCLOUD_DIR).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DC = Path(os.environ.get("DEVCLOUD_DIR") or ROOT / ".devcloud").resolve()
+VENV = DC / "venv"
+STATE = DC / "state"
+LOGS = DC / "logs"
+PIDS = STATE / "pids"
+BIN = STATE / "bin"
+CLOUDS_YAML = DC / "clouds.yaml"
+SITES_YML = DC / "sites.yml"
+
+RABBIT = {"amqp": 35610, "dist": 35611, "epmd": 35612, "ctl_min": 35690, "ctl_max": 35699}
+RABBIT_USER, RABBIT_PASSWORD = "devcloud", "devcloud-rabbit"
+ADMIN_PASSWORD = "devcloud-admin"
+MEMBER_USER, MEMBER_PASSWORD = "dr-member", "devcloud-member"
+SERVICE_PASSWORD = "devcloud-service"
+PROJECT = "dr"
+DEFAULT_TYPE = "nfs"
+QUOTAS = {"volumes": 10, "snapshots": 10, "gigabytes": 20}
+SHARE_SIZE_GIB = 40
+
+SITES = {
+    "site-a": {"region": "RegionA", "keystone": 35620, "glance": 35621, "cinder": 35622, "extra_type": "gold-a"},
+    "site-b": {"region": "RegionB", "keystone": 35630, "glance": 35631, "cinder": 35632, "extra_type": "gold-b"},
+}
+
+HTTP_TIMEOUT = 90
+POOLS_TIMEOUT = 150
+
+
+class DevcloudError(Exception):
+    """A service did not come up; names it and its log."""
+
+    def __init__(self, service: str, message: str, log: Path | None = None):
+        super().__init__(f"{service}: {message}")
+        self.service = service
+        self.message = message
+        self.log = log
+
+
+def log(msg: str) -> None:
+    print(f"devcloud: {msg}", flush=True)
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 16384))
+            data = handle.read().decode("utf-8", "replace")
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def run(service: str, cmd: list[str], env: dict | None = None, timeout: float = 180) -> None:
+    """Runs a one-shot command, its output appended to the service's log."""
+    logfile = LOGS / f"{service}.log"
+    with logfile.open("ab") as out:
+        out.write(f"\n=== {' '.join(cmd)}\n".encode())
+        out.flush()
+        try:
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise DevcloudError(service, f"'{cmd[0]}' took more than {timeout} s", logfile) from exc
+    if proc.returncode != 0:
+        raise DevcloudError(service, f"'{' '.join(cmd[:3])}' exited {proc.returncode}", logfile)
+
+
+def service_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}:{VENV / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    env.pop("OS_CLOUD", None)
+    env.pop("OS_CLIENT_CONFIG_FILE", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Proc:
+    """A started long-running service: own session (process group), pid file, log file."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, cwd: Path | None = None):
+        self.name = name
+        self.log = LOGS / f"{name}.log"
+        with self.log.open("ab") as out:
+            out.write(f"\n=== {time.strftime('%H:%M:%S')} {' '.join(cmd)}\n".encode())
+            out.flush()
+            # pylint: disable-next=consider-using-with
+            self.popen = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                          cwd=cwd or DC, start_new_session=True)
+        (PIDS / f"{name}.pid").write_text(f"{self.popen.pid}\n")
+
+    def check_alive(self) -> None:
+        code = self.popen.poll()
+        if code is not None:
+            raise DevcloudError(self.name, f"exited with status {code} while starting", self.log)
+
+
+def wait_for(what: str, predicate, timeout: float, procs: list[Proc], log_path: Path | None, interval: float = 0.5):
+    """Polls predicate until it returns a truthy value; fails with the service's log after timeout."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while True:
+        for proc in procs:
+            proc.check_alive()
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            last_error = f" (last error: {type(exc).__name__}: {exc})"
+        if time.monotonic() > deadline:
+            raise DevcloudError(what, f"not ready after {timeout} s{last_error}", log_path)
+        time.sleep(interval)
+
+
+def http_answers(port: int) -> bool:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Connection": "close"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+
+
+def tcp_answers(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        return True
+
+
+# --------------------------------------------------------------------------- config files
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def ini(sections: dict) -> str:
+    out = []
+    for section, values in sections.items():
+        out.append(f"[{section}]")
+        out.extend(f"{key} = {value}" for key, value in values.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def authtoken(site: dict, user: str) -> dict:
+    keystone = f"http://127.0.0.1:{site['keystone']}"
+    return {
+        "www_authenticate_uri": f"{keystone}/v3",
+        "auth_url": f"{keystone}/v3",
+        "auth_type": "password",
+        "project_domain_name": "Default",
+        "user_domain_name": "Default",
+        "project_name": "service",
+        "username": user,
+        "password": SERVICE_PASSWORD,
+        "region_name": site["region"],
+        "service_token_roles_required": "true",
+    }
+
+
+def uwsgi_ini(name: str, port: int, module: str, env: dict, extra: dict | None = None) -> str:
+    values = {
+        "http-socket": f"127.0.0.1:{port}",
+        "wsgi": module,
+        "master": "true",
+        "processes": "1",
+        "threads": "4",
+        "enable-threads": "true",
+        "lazy-apps": "true",
+        "die-on-term": "true",
+        "need-app": "true",
+        "vacuum": "true",
+        "buffer-size": "65535",
+        "add-header": "Connection: close",
+        "procname-prefix-spaced": f"devcloud-{name}",
+        "disable-logging": "true",
+    }
+    values.update(extra or {})
+    lines = ["[uwsgi]"] + [f"{key} = {value}" for key, value in values.items()]
+    lines += [f"env = {key}={value}" for key, value in env.items()]
+    return "\n".join(lines) + "\n"
+
+
+def site_dirs(name: str) -> dict:
+    base = STATE / name
+    return {
+        "base": base,
+        "etc": base / "etc",
+        "keystone_conf": base / "etc" / "keystone" / "keystone.conf",
+        "glance_dir": base / "etc" / "glance",
+        "cinder_conf": base / "etc" / "cinder" / "cinder.conf",
+        "share_img": base / "nfs-share.img",
+        "mnt_base": base / "nfs-mnt",
+        "share": f"127.0.0.1:/devcloud-{name}",
+    }
+
+
+def mount_point(name: str) -> Path:
+    dirs = site_dirs(name)
+    return dirs["mnt_base"] / hashlib.md5(dirs["share"].encode(), usedforsecurity=False).hexdigest()
+
+
+def configure_site(name: str) -> None:
+    site = SITES[name]
+    dirs = site_dirs(name)
+    base = dirs["base"]
+    venv_etc = VENV / "etc"
+    for sub in ("etc/keystone", "etc/glance", "etc/cinder/rootwrap.d", "keystone-fernet", "keystone-credential",
+                "glance-images", "glance-staging", "glance-tasks", "cinder-state", "locks", "nfs-mnt", "tmp"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    transport = f"rabbit://{RABBIT_USER}:{RABBIT_PASSWORD}@127.0.0.1:{RABBIT['amqp']}/{name}"
+
+    write(dirs["keystone_conf"], ini({
+        "DEFAULT": {"use_stderr": "true", "debug": "false"},
+        "database": {"connection": f"sqlite:///{base}/keystone.sqlite"},
+        "token": {"provider": "fernet", "expiration": "14400"},
+        "fernet_tokens": {"key_repository": f"{base}/keystone-fernet"},
+        "fernet_receipts": {"key_repository": f"{base}/keystone-fernet"},
+        "credential": {"key_repository": f"{base}/keystone-credential"},
+        "oslo_concurrency": {"lock_path": f"{base}/locks"},
+    }))
+    write(base / "etc" / "keystone-uwsgi.ini", uwsgi_ini(
+        f"{name}-keystone", site["keystone"], "keystone.wsgi.api:application",
+        {"OS_KEYSTONE_CONFIG_DIR": str(dirs["keystone_conf"].parent)}))
+
+    shutil.copy(venv_etc / "glance" / "glance-api-paste.ini", dirs["glance_dir"] / "glance-api-paste.ini")
+    write(dirs["glance_dir"] / "glance-api.conf", ini({
+        "DEFAULT": {
+            "use_stderr": "true", "debug": "false", "enabled_backends": "local:file",
+            "bind_host": "127.0.0.1", "bind_port": site["glance"],
+            "public_endpoint": f"http://127.0.0.1:{site['glance']}",
+            "image_cache_dir": f"{base}/glance-cache",
+        },
+        "database": {"connection": f"sqlite:///{base}/glance.sqlite"},
+        "glance_store": {"default_backend": "local"},
+        "local": {"filesystem_store_datadir": f"{base}/glance-images"},
+        "os_glance_staging_store": {"filesystem_store_datadir": f"{base}/glance-staging"},
+        "os_glance_tasks_store": {"filesystem_store_datadir": f"{base}/glance-tasks"},
+        "keystone_authtoken": authtoken(site, "glance"),
+        "paste_deploy": {"flavor": "keystone", "config_file": f"{dirs['glance_dir']}/glance-api-paste.ini"},
+        "oslo_messaging_notifications": {"driver": "noop"},
+        "oslo_concurrency": {"lock_path": f"{base}/locks"},
+    }))
+    write(base / "etc" / "glance-uwsgi.ini", uwsgi_ini(
+        f"{name}-glance", site["glance"], "glance.wsgi.api:application",
+        {"OS_GLANCE_CONFIG_DIR": str(dirs["glance_dir"])},
+        # Cinder's upload-to-image sends 1 MiB chunks (glanceclient); uWSGI's default limit refuses them.
+        {"http-chunked-input": "true", "http-raw-body": "true", "http-auto-chunked": "true",
+         "chunked-input-limit": str(64 * 1024 * 1024), "socket-timeout": "120", "http-timeout": "600"}))
+
+    cinder_etc = dirs["cinder_conf"].parent
+    shutil.copy(venv_etc / "cinder" / "api-paste.ini", cinder_etc / "api-paste.ini")
+    filters = (venv_etc / "cinder" / "rootwrap.d" / "volume.filters").read_text()
+    filters = filters.replace(r"/etc/(?!\.\.).*", ".*").replace("/tmp/.*", ".*")
+    write(cinder_etc / "rootwrap.d" / "volume.filters", filters)
+    write(cinder_etc / "rootwrap.conf", ini({"DEFAULT": {
+        "filters_path": f"{cinder_etc}/rootwrap.d",
+        "exec_dirs": f"{BIN},{VENV / 'bin'},/sbin,/usr/sbin,/bin,/usr/bin,/usr/local/bin,/usr/local/sbin",
+        "use_syslog": "False",
+    }}))
+    write(base / "nfs_shares", f"{dirs['share']}\n")
+    helper = f"{VENV / 'bin' / 'privsep-helper'} --config-file {dirs['cinder_conf']}"
+    write(dirs["cinder_conf"], ini({
+        "DEFAULT": {
+            "use_stderr": "true", "debug": "false",
+            "transport_url": transport,
+            "auth_strategy": "keystone",
+            "host": f"devcloud-{name}",
+            "my_ip": "127.0.0.1",
+            "state_path": f"{base}/cinder-state",
+            "image_conversion_dir": f"{base}/cinder-state/conversion",
+            "api_paste_config": f"{cinder_etc}/api-paste.ini",
+            "rootwrap_config": f"{cinder_etc}/rootwrap.conf",
+            "osapi_volume_listen": "127.0.0.1",
+            "osapi_volume_listen_port": site["cinder"],
+            "osapi_volume_workers": "1",
+            "enabled_backends": "nfs",
+            "default_volume_type": DEFAULT_TYPE,
+            "glance_api_servers": f"http://127.0.0.1:{site['glance']}",
+            "glance_api_version": "2",
+            "report_interval": "5",
+            "periodic_interval": "10",
+            "rpc_response_timeout": "120",
+        },
+        "database": {"connection": f"sqlite:///{base}/cinder.sqlite"},
+        "keystone_authtoken": authtoken(site, "cinder"),
+        "oslo_concurrency": {"lock_path": f"{base}/locks"},
+        "oslo_messaging_notifications": {"driver": "noop"},
+        "coordination": {"backend_url": f"file://{base}/locks"},
+        "privsep_osbrick": {"helper_command": helper},
+        "cinder_sys_admin": {"helper_command": helper},
+        "nfs": {
+            "volume_driver": "cinder.volume.drivers.nfs.NfsDriver",
+            "volume_backend_name": "nfs",
+            "nfs_shares_config": f"{base}/nfs_shares",
+            "nfs_mount_point_base": dirs["mnt_base"],
+            "nfs_snapshot_support": "true",
+            "nfs_sparsed_volumes": "true",
+            "nas_secure_file_operations": "false",
+            "nas_secure_file_permissions": "false",
+            "max_over_subscription_ratio": "20.0",
+        },
+    }))
+
+
+def mount_share(name: str) -> None:
+    dirs = site_dirs(name)
+    target = mount_point(name)
+    target.mkdir(parents=True, exist_ok=True)
+    if str(target) in Path("/proc/mounts").read_text():
+        return
+    service = f"{name}-share"
+    with dirs["share_img"].open("wb") as handle:
+        handle.truncate(SHARE_SIZE_GIB * 1024 ** 3)
+    run(service, ["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,nodiscard", str(dirs["share_img"])])
+    run(service, ["mount", "-o", "loop", str(dirs["share_img"]), str(target)])
+    target.chmod(0o777)
+
+
+# --------------------------------------------------------------------------- RabbitMQ
+
+def rabbit_env() -> dict:
+    home = STATE / "rabbitmq"
+    return service_env({
+        "HOME": str(home),
+        "RABBITMQ_CONF_ENV_FILE": str(home / "rabbitmq-env.conf"),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(LOGS),
+        "RABBITMQ_LOGS": "-",
+        "RABBITMQ_PID_FILE": str(home / "rabbitmq.pid"),
+        "RABBITMQ_NODENAME": "devcloud@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(RABBIT["amqp"]),
+        "RABBITMQ_DIST_PORT": str(RABBIT["dist"]),
+        "RABBITMQ_CTL_DIST_PORT_MIN": str(RABBIT["ctl_min"]),
+        "RABBITMQ_CTL_DIST_PORT_MAX": str(RABBIT["ctl_max"]),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "ERL_EPMD_PORT": str(RABBIT["epmd"]),
+    })
+
+
+def start_rabbit() -> Proc:
+    home = STATE / "rabbitmq"
+    (home / "mnesia").mkdir(parents=True, exist_ok=True)
+    write(home / "rabbitmq-env.conf", "")
+    write(home / "enabled_plugins", "[].\n")
+    salt = os.urandom(4)
+    digest = hashlib.sha256(salt + RABBIT_PASSWORD.encode()).digest()
+    definitions = {
+        "users": [{"name": RABBIT_USER, "password_hash": base64.b64encode(salt + digest).decode(),
+                   "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ""}],
+        "vhosts": [{"name": name} for name in SITES],
+        "permissions": [{"user": RABBIT_USER, "vhost": name, "configure": ".*", "write": ".*", "read": ".*"}
+                        for name in SITES],
+    }
+    write(home / "definitions.json", json.dumps(definitions, indent=1))
+    write(home / "rabbitmq.conf", "\n".join([
+        f"listeners.tcp.default = 127.0.0.1:{RABBIT['amqp']}",
+        "loopback_users = none",
+        f"load_definitions = {home / 'definitions.json'}",
+        "log.console = true",
+        "log.console.level = info",
+        "log.file = false",
+        "",
+    ]))
+    return Proc("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], rabbit_env(), cwd=home)
+
+
+# --------------------------------------------------------------------------- one site
+
+def connect(name: str, admin: bool):
+    import openstack  # pylint: disable=import-outside-toplevel
+    site = SITES[name]
+    auth = {"auth_url": f"http://127.0.0.1:{site['keystone']}/v3", "user_domain_name": "Default",
+            "project_domain_name": "Default"}
+    if admin:
+        auth.update(username="admin", password=ADMIN_PASSWORD, project_name="admin")
+    else:
+        auth.update(username=MEMBER_USER, password=MEMBER_PASSWORD, project_name=PROJECT)
+    return openstack.connect(auth=auth, region_name=site["region"], identity_api_version="3",
+                             interface="public", load_yaml_config=False, load_envvars=False)
+
+
+def register(name: str) -> None:
+    """Projects, users, roles, services and endpoints, all in one process (fast)."""
+    site = SITES[name]
+    conn = connect(name, admin=True)
+    ident = conn.identity
+    roles = {role.name: role for role in ident.roles()}
+    domain = ident.find_domain("default")
+
+    def project(pname: str, desc: str):
+        return ident.find_project(pname, domain_id=domain.id) or ident.create_project(
+            name=pname, domain_id=domain.id, description=desc)
+
+    def user(uname: str, password: str, proj, role_names: list[str]):
+        obj = ident.find_user(uname, domain_id=domain.id) or ident.create_user(
+            name=uname, password=password, domain_id=domain.id, default_project_id=proj.id)
+        for role_name in role_names:
+            conn.grant_role(roles[role_name].id, user=obj.id, project=proj.id)
+        return obj
+
+    service_project = project("service", "OpenStack services")
+    dr_project = project(PROJECT, "Disaster recovery project")
+    for svc_user in ("glance", "cinder"):
+        user(svc_user, SERVICE_PASSWORD, service_project, ["admin", "service"])
+    user(MEMBER_USER, MEMBER_PASSWORD, dr_project, ["member", "reader"])
+    for stype, sname, url in (("image", "glance", f"http://127.0.0.1:{site['glance']}"),
+                              ("block-storage", "cinderv3", f"http://127.0.0.1:{site['cinder']}/v3/%(project_id)s")):
+        svc = next((s for s in ident.services() if s.type == stype), None) or ident.create_service(
+            name=sname, type=stype, enabled=True)
+        existing = {ep.interface for ep in ident.endpoints(service_id=svc.id)}
+        for interface in ("public", "internal", "admin"):
+            if interface not in existing:
+                ident.create_endpoint(service_id=svc.id, interface=interface, url=url, region_id=site["region"])
+
+
+def cinder_setup(name: str) -> None:
+    """Volume types (default and a site-specific one) and the project quotas."""
+    site = SITES[name]
+    conn = connect(name, admin=True)
+    project = conn.identity.find_project(PROJECT, domain_id="default")
+    existing = {vtype.name for vtype in conn.block_storage.types()}
+    for tname in (DEFAULT_TYPE, site["extra_type"]):
+        if tname not in existing:
+            conn.block_storage.create_type(name=tname, is_public=True,
+                                           extra_specs={"volume_backend_name": "nfs"},
+                                           description=f"devcloud {name} type on the NFS backend")
+    resp = conn.block_storage.put(f"/os-quota-sets/{project.id}", json={"quota_set": dict(QUOTAS)})
+    if resp.status_code >= 300:
+        raise DevcloudError(f"{name}-cinder-api", f"setting quotas failed: {resp.status_code} {resp.text}",
+                            LOGS / f"{name}-cinder-api.log")
+
+
+def pools(name: str) -> list:
+    conn = connect(name, admin=True)
+    try:
+        return list(conn.block_storage.backend_pools())
+    finally:
+        conn.close()
+
+
+def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list) -> None:
+    site = SITES[name]
+    dirs = site_dirs(name)
+    venv_bin = VENV / "bin"
+    env = service_env()
+    started: list[Proc] = []
+
+    configure_site(name)
+    mount_share(name)
+
+    # Databases: the three syncs run side by side.
+    sync_cmds = {
+        "keystone": [str(venv_bin / "keystone-manage"), "--config-file", str(dirs["keystone_conf"]), "db_sync"],
+        "glance": [str(venv_bin / "glance-manage"), "--config-dir", str(dirs["glance_dir"]), "db_sync"],
+        "cinder": [str(venv_bin / "cinder-manage"), "--config-file", str(dirs["cinder_conf"]), "db", "sync"],
+    }
+    errors: list[DevcloudError] = []
+
+    def sync(svc: str) -> None:
+        try:
+            run(f"{name}-{svc}", sync_cmds[svc], env)
+        except DevcloudError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sync, args=(svc,)) for svc in ("glance", "cinder")]
+    for thread in threads:
+        thread.start()
+    sync("keystone")
+    if not errors:
+        kman = [str(venv_bin / "keystone-manage"), "--config-file", str(dirs["keystone_conf"])]
+        run(f"{name}-keystone", kman + ["fernet_setup", "--keystone-user", "root", "--keystone-group", "root"], env)
+        run(f"{name}-keystone", kman + ["credential_setup", "--keystone-user", "root", "--keystone-group", "root"], env)
+        keystone_url = f"http://127.0.0.1:{site['keystone']}/v3"
+        run(f"{name}-keystone", kman + [
+            "bootstrap", "--bootstrap-password", ADMIN_PASSWORD, "--bootstrap-region-id", site["region"],
+            "--bootstrap-admin-url", keystone_url, "--bootstrap-internal-url", keystone_url,
+            "--bootstrap-public-url", keystone_url], env)
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+    uwsgi = str(venv_bin / "uwsgi")
+    keystone = Proc(f"{name}-keystone", [uwsgi, "--ini", str(dirs["etc"] / "keystone-uwsgi.ini")], env)
+    glance = Proc(f"{name}-glance", [uwsgi, "--ini", str(dirs["etc"] / "glance-uwsgi.ini")], env)
+    started += [keystone, glance]
+    wait_for(f"{name}-keystone", lambda: http_answers(site["keystone"]), HTTP_TIMEOUT, [keystone], keystone.log)
+    register(name)
+
+    deadline = time.monotonic() + HTTP_TIMEOUT
+    while not rabbit_ready.wait(0.5):
+        if rabbit_failed:
+            raise DevcloudError(f"{name}-cinder", "RabbitMQ failed to start", LOGS / "rabbitmq.log")
+        if time.monotonic() > deadline:
+            raise DevcloudError("rabbitmq", f"not ready after {HTTP_TIMEOUT} s", LOGS / "rabbitmq.log")
+    cinder_bin = {svc: str(venv_bin / f"cinder-{svc}") for svc in ("api", "scheduler", "volume")}
+    cinder = {svc: Proc(f"{name}-cinder-{svc}", [cinder_bin[svc], "--config-file", str(dirs["cinder_conf"])], env)
+              for svc in ("api", "scheduler", "volume")}
+    started += list(cinder.values())
+    wait_for(f"{name}-glance", lambda: http_answers(site["glance"]), HTTP_TIMEOUT, [glance], glance.log)
+    wait_for(f"{name}-cinder-api", lambda: http_answers(site["cinder"]), HTTP_TIMEOUT, [cinder["api"]],
+             cinder["api"].log)
+    wait_for(f"{name}-cinder-api", lambda: cinder_setup(name) or True, 60, [cinder["api"]], cinder["api"].log,
+             interval=2)
+    wait_for(f"{name}-cinder-volume (no backend pool reported)", lambda: pools(name), POOLS_TIMEOUT,
+             started, cinder["volume"].log, interval=2)
+
+
+# --------------------------------------------------------------------------- outputs
+
+def write_outputs() -> None:
+    import yaml  # pylint: disable=import-outside-toplevel
+    clouds = {}
+    sites = {}
+    for name, site in SITES.items():
+        auth_url = f"http://127.0.0.1:{site['keystone']}/v3"
+        common = {"region_name": site["region"], "interface": "public", "identity_api_version": 3}
+        clouds[name] = {"auth": {"auth_url": auth_url, "username": MEMBER_USER, "password": MEMBER_PASSWORD,
+                                 "project_name": PROJECT, "user_domain_name": "Default",
+                                 "project_domain_name": "Default"}, **common}
+        clouds[f"{name}-admin"] = {"auth": {"auth_url": auth_url, "username": "admin", "password": ADMIN_PASSWORD,
+                                            "project_name": "admin", "user_domain_name": "Default",
+                                            "project_domain_name": "Default"}, **common}
+        sites[name] = {
+            "cloud": name,
+            "admin_cloud": f"{name}-admin",
+            "region": site["region"],
+            "project": PROJECT,
+            "member_user": MEMBER_USER,
+            "ports": {"keystone": site["keystone"], "glance": site["glance"], "cinder": site["cinder"]},
+            "endpoints": {"identity": auth_url, "image": f"http://127.0.0.1:{site['glance']}",
+                          "block_storage": f"http://127.0.0.1:{site['cinder']}/v3"},
+            "quotas": dict(QUOTAS),
+            "volume_types": {"default": DEFAULT_TYPE, "extra": site["extra_type"],
+                             "all": [DEFAULT_TYPE, site["extra_type"]]},
+            "volume_backend": "nfs",
+            "share_mount": str(mount_point(name)),
+            "logs": {svc: str(LOGS / f"{name}-{svc}.log")
+                     for svc in ("keystone", "glance", "cinder-api", "cinder-scheduler", "cinder-volume")},
+        }
+    CLOUDS_YAML.write_text(yaml.safe_dump({"clouds": clouds}, sort_keys=False))
+    CLOUDS_YAML.chmod(0o600)
+    info = {
+        "clouds_yaml": str(CLOUDS_YAML),
+        "bank_yml": str(DC / "bank.yml"),
+        "logs_dir": str(LOGS),
+        "rabbitmq": {"port": RABBIT["amqp"], "vhosts": list(SITES), "log": str(LOGS / "rabbitmq.log")},
+        "sites": sites,
+    }
+    SITES_YML.write_text("# Written by tests/devcloud/devcloud.py up: what the tests need to know.\n"
+                         + yaml.safe_dump(info, sort_keys=False))
+
+
+# --------------------------------------------------------------------------- commands
+
+def expected_procs() -> list[str]:
+    names = ["rabbitmq"]
+    for name in SITES:
+        names += [f"{name}-{svc}" for svc in ("keystone", "glance", "cinder-api", "cinder-scheduler", "cinder-volume")]
+    return names
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def cmd_running() -> int:
+    for name in expected_procs():
+        pidfile = PIDS / f"{name}.pid"
+        if not pidfile.exists() or not pid_alive(int(pidfile.read_text())):
+            print(f"devcloud: {name} is not running")
+            return 1
+    return 0
+
+
+def cmd_check() -> int:
+    for name, site in SITES.items():
+        for svc in ("keystone", "glance", "cinder"):
+            port = site[svc]
+            log_file = LOGS / f"{name}-{svc}{'-api' if svc == 'cinder' else ''}.log"
+            try:
+                if not http_answers(port):
+                    raise DevcloudError(f"{name}-{svc}", f"port {port} answers with a server error", log_file)
+            except OSError as exc:
+                raise DevcloudError(f"{name}-{svc}", f"port {port} does not answer: {exc}", log_file) from exc
+        if not pools(name):
+            raise DevcloudError(f"{name}-cinder-volume", "no backend pool reported", LOGS / f"{name}-cinder-volume.log")
+    for path in (CLOUDS_YAML, SITES_YML):
+        if not path.exists():
+            raise DevcloudError("devcloud", f"{path} is missing")
+    return 0
+
+
+def cmd_up() -> int:
+    for path in (STATE, LOGS, PIDS, BIN):
+        path.mkdir(parents=True, exist_ok=True)
+    stub = BIN / "mount.nfs"
+    write(stub, "#!/bin/sh\n# devcloud: the NFS shares are loop-mounted ext4; the NFS driver only checks this exists.\nexit 1\n")
+    stub.chmod(0o755)
+    started = time.monotonic()
+    rabbit = start_rabbit()
+    rabbit_ready = threading.Event()
+    rabbit_failed: list = []
+    failures: list[BaseException] = []
+
+    def rabbit_wait() -> None:
+        try:
+            wait_for("rabbitmq", lambda: tcp_answers(RABBIT["amqp"]), HTTP_TIMEOUT, [rabbit], rabbit.log)
+            rabbit_ready.set()
+            log(f"rabbitmq ready ({time.monotonic() - started:.0f} s)")
+        except BaseException as exc:  # pylint: disable=broad-exception-caught
+            rabbit_failed.append(exc)
+            failures.append(exc)
+
+    def site_thread(name: str) -> None:
+        try:
+            bring_up_site(name, rabbit_ready, rabbit_failed)
+            log(f"{name} ready ({time.monotonic() - started:.0f} s)")
+        except BaseException as exc:  # pylint: disable=broad-exception-caught
+            failures.append(exc)
+
+    threads = [threading.Thread(target=rabbit_wait)] + [threading.Thread(target=site_thread, args=(n,)) for n in SITES]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        errors = [f for f in failures if isinstance(f, DevcloudError)]
+        raise errors[0] if errors else failures[0]
+    write_outputs()
+    cmd_check()
+    log(f"both sites ready in {time.monotonic() - started:.0f} s; clouds: {CLOUDS_YAML}; sites: {SITES_YML}")
+    return 0
+
+
+def devcloud_pids() -> set[int]:
+    """Processes started by the devcloud: pid files' process groups, plus anything naming our directory."""
+    pids: set[int] = set()
+    groups: set[int] = set()
+    if PIDS.exists():
+        for pidfile in PIDS.glob("*.pid"):
+            try:
+                groups.add(int(pidfile.read_text()))
+            except ValueError:
+                continue
+    # The bank server (tests/servers) keeps its files in .devcloud/ too: match only our state and venv.
+    markers = (str(STATE).encode() + b"/", str(VENV).encode() + b"/")
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if os.getpgid(pid) in groups or any(marker in cmdline for marker in markers):
+                pids.add(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def cmd_down() -> int:
+    if (STATE / "rabbitmq").exists() and Path("/usr/sbin/rabbitmqctl").exists():
+        subprocess.run(["/usr/sbin/rabbitmqctl", "-n", "devcloud@localhost", "--timeout", "20", "stop"],
+                       env=rabbit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=40, check=False)
+    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        pids = devcloud_pids()
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            pids = {pid for pid in pids if pid_alive(pid)}
+            time.sleep(0.2)
+    if shutil.which("epmd"):
+        subprocess.run(["epmd", "-kill"], env=rabbit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=10, check=False)
+    leftovers = {pid for pid in devcloud_pids() if pid_alive(pid)}
+    # Unmount every share under our state directory, then free its loop device.
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if line.split()[1].startswith(str(STATE) + "/")]
+    for target in sorted(mounts, reverse=True):
+        subprocess.run(["umount", "-l", target], check=False, timeout=30)
+    if STATE.exists():
+        for img in STATE.glob("*/nfs-share.img"):
+            out = subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True, check=False).stdout
+            for line in out.splitlines():
+                subprocess.run(["losetup", "-d", line.split(":")[0]], check=False)
+    problems = []
+    if leftovers:
+        problems.append(f"processes still alive: {sorted(leftovers)}")
+    still_mounted = [line for line in Path("/proc/mounts").read_text().splitlines() if str(STATE) in line]
+    if still_mounted:
+        problems.append(f"still mounted: {still_mounted}")
+    if not problems:
+        shutil.rmtree(STATE, ignore_errors=True)
+        for path in (CLOUDS_YAML, SITES_YML):
+            path.unlink(missing_ok=True)
+    for problem in problems:
+        print(f"devcloud: down: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_rss() -> int:
+    total = 0
+    rows = []
+    marker = str(DC).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        name = status.split("\n", 1)[0].split()[-1]
+        ours = marker in cmdline or name in ("beam.smp", "epmd", "erl_child_setup", "inet_gethost")
+        if not ours or int(entry.name) == os.getpid():
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        if match:
+            kib = int(match.group(1))
+            total += kib
+            rows.append((kib, entry.name, cmdline.replace(b"\0", b" ").decode(errors="replace")[:110]))
+    for kib, pid, cmd in sorted(rows, reverse=True):
+        print(f"{kib / 1024:8.1f} MiB {pid:>7} {cmd}")
+    print(f"total: {total / 1024:.0f} MiB RSS in {len(rows)} processes")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "check", "running", "down", "rss"])
+    args = parser.parse_args()
+    commands = {"up": cmd_up, "check": cmd_check, "running": cmd_running, "down": cmd_down, "rss": cmd_rss}
+    try:
+        return commands[args.command]()
+    except DevcloudError as exc:
+        print(f"devcloud: FAILED: {exc.service}: {exc.message}", file=sys.stderr)
+        if exc.log:
+            print(f"devcloud: log: {exc.log}\n--- last lines of {exc.log} ---\n{tail(exc.log)}\n---", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

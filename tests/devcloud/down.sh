@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make devcloud-down`: stops the bank server and both sites, unmounts the shares, frees the loop
+# devices. Safe to run at any time, also when nothing is up. Logs stay in .devcloud/logs/.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+dc="$root/.devcloud"
+venv="$dc/venv"
+quiet=false
+[ "${1:-}" = "--quiet" ] && quiet=true
+say() { $quiet || echo "devcloud: $*"; }
+status=0
+
+if ! $quiet; then
+    if [ -f "$root/tests/servers/bank_servers.py" ]; then
+        make --no-print-directory -C "$root" bank-down || status=1
+    else
+        say "tests/servers/bank_servers.py does not exist yet: bank server skipped"
+    fi
+fi
+
+if [ -x "$venv/bin/python" ]; then
+    "$venv/bin/python" "$root/tests/devcloud/devcloud.py" down || status=1
+elif [ -d "$dc/state" ]; then
+    # No venv (removed by hand): unmount and free what is left with plain tools.
+    grep " $dc/state/" /proc/mounts | while read -r _ target _; do umount -l "$target"; done
+    for img in "$dc"/state/*/nfs-share.img; do
+        [ -e "$img" ] || continue
+        losetup -j "$img" | cut -d: -f1 | while read -r dev; do losetup -d "$dev"; done
+    done
+    rm -rf "$dc/state"
+fi
+if [ "$status" -eq 0 ]; then say "down"; else say "down, with problems (see above)" >&2; fi
+exit "$status"

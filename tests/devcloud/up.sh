@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make devcloud-up`: two real OpenStack sites (Keystone, Glance, Cinder on the NFS driver) and RabbitMQ
+# on 127.0.0.1, then the bank server. Installs what it needs on a fresh machine. Idempotent: when
+# everything already runs and answers, it only checks. See docs/devcloud.md.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+dc="$root/.devcloud"
+venv="$dc/venv"
+here="$root/tests/devcloud"
+start=$(date +%s)
+
+say() { echo "devcloud: $*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    say "FAILED: must run as root (loop mounts of the Cinder NFS shares need it)" >&2
+    exit 1
+fi
+mkdir -p "$dc/logs"
+
+# Already up and healthy: nothing to do but prove it.
+if [ -x "$venv/bin/python" ] && [ -f "$venv/.installed" ] && "$venv/bin/python" "$here/devcloud.py" running >/dev/null 2>&1; then
+    say "already running; checking"
+    "$venv/bin/python" "$here/devcloud.py" check
+    say "already up ($(($(date +%s) - start)) s)"
+else
+    # Half up (a crash, a failed up): clean first.
+    "$here/down.sh" --quiet || true
+
+    # Debian packages, installed once per machine.
+    packages=(rabbitmq-server qemu-utils e2fsprogs util-linux mount procps)
+    missing=()
+    for pkg in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installing Debian packages: ${missing[*]}"
+        t0=$(date +%s)
+        apt-get update -qq >"$dc/logs/apt.log" 2>&1 || { say "FAILED: apt-get update; log: $dc/logs/apt.log" >&2; tail -20 "$dc/logs/apt.log" >&2; exit 1; }
+        # policy-rc.d keeps the package's own RabbitMQ from starting where the machine has one; we start ours.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$dc/logs/apt.log" 2>&1 \
+            || { say "FAILED: apt-get install; log: $dc/logs/apt.log" >&2; tail -20 "$dc/logs/apt.log" >&2; exit 1; }
+        say "Debian packages installed ($(($(date +%s) - t0)) s)"
+    fi
+
+    # The OpenStack services, pinned, in their own venv; reinstalled when the pins change.
+    want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
+    if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$want" ]; then
+        say "installing the OpenStack services into $venv (pinned: tests/devcloud/requirements.txt)"
+        t0=$(date +%s)
+        rm -rf "$venv"
+        python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
+        if ! "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" >"$dc/logs/pip.log" 2>&1; then
+            say "FAILED: pip install; log: $dc/logs/pip.log" >&2
+            grep -v "^WARNING: Location" "$dc/logs/pip.log" | tail -20 >&2
+            exit 1
+        fi
+        "$venv/bin/python" -W ignore -c "import keystone, glance, cinder, openstack, yaml" 2>/dev/null \
+            || { say "FAILED: the venv does not import the services" >&2; exit 1; }
+        echo "$want" >"$venv/.installed"
+        say "venv installed ($(($(date +%s) - t0)) s)"
+    fi
+
+    # Fresh logs for a fresh start (apt.log and pip.log stay).
+    find "$dc/logs" -maxdepth 1 -name '*.log' ! -name apt.log ! -name pip.log -delete
+    if ! "$venv/bin/python" "$here/devcloud.py" up; then
+        say "FAILED after $(($(date +%s) - start)) s; cleaning up (logs stay in $dc/logs)" >&2
+        "$here/down.sh" --quiet || true
+        exit 1
+    fi
+    say "both sites up ($(($(date +%s) - start)) s)"
+fi
+
+if [ -f "$root/tests/servers/bank_servers.py" ]; then
+    make --no-print-directory -C "$root" bank-up
+else
+    say "tests/servers/bank_servers.py does not exist yet: bank server skipped"
+fi
+say "ready in $(($(date +%s) - start)) s: export OS_CLIENT_CONFIG_FILE=$dc/clouds.yaml; details in $dc/sites.yml"
