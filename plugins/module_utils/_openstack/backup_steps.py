@@ -36,17 +36,24 @@ def find_volume(conn: t.Any, name_or_id: str) -> t.Any:
     """
     if not name_or_id:
         raise InvalidInputError("No volume given")
+    volume = None
     try:
-        volume = conn.block_storage.find_volume(name_or_id, ignore_missing=True)
+        volume = conn.block_storage.get_volume(name_or_id)
     except api_errors() as error:
-        # The SDK raises DuplicateResource for a name several volumes share.
-        if type(error).__name__ == "DuplicateResource":
-            raise InvalidInputError(f"Volume name {name_or_id!r} is ambiguous: several volumes carry it; give the volume id") from error
-        raise OpenStackError(f"Failed to look up volume {name_or_id!r}: {error}") from error
+        if not is_not_found(error):
+            raise OpenStackError(f"Failed to look up volume {name_or_id!r}: {error}") from error
     if volume is None:
-        raise InvalidInputError(f"Volume {name_or_id!r} not found", volume=name_or_id)
-    # find_volume may return a summary: fetch the full record.
-    volume = call(f"get volume {volume.id}", conn.block_storage.get_volume, volume.id)
+        # By name, filtered client-side: Cinder refuses a `name` filter unless its resource_filters allow it.
+        volumes = call("list volumes", lambda: list(conn.block_storage.volumes(details=True)))
+        named = [v for v in volumes if v.name == name_or_id]
+        if len(named) > 1:
+            raise InvalidInputError(
+                f"Volume name {name_or_id!r} is ambiguous: {len(named)} volumes carry it ({', '.join(v.id for v in named)}); give the volume id",
+                volume=name_or_id,
+            )
+        if not named:
+            raise InvalidInputError(f"Volume {name_or_id!r} not found", volume=name_or_id)
+        volume = named[0]
     if volume.status not in USABLE_VOLUME_STATUSES:
         raise InvalidInputError(
             f"Volume {volume.name or ''} ({volume.id}) is in status {volume.status!r}; only available or in-use volumes can be backed up",

@@ -253,7 +253,8 @@ def set_volume_image_metadata(conn: t.Any, volume: t.Any, metadata: t.Mapping[st
 
 def find_volumes_by_name(conn: t.Any, name: str) -> list[t.Any]:
     """Every volume of the project named exactly `name` (names are not unique in Cinder)."""
-    volumes = call(f"list volumes named {name!r}", lambda: list(conn.block_storage.volumes(details=True, name=name)))
+    # Filtering client-side: Cinder refuses a `name` filter unless its resource_filters allow it.
+    volumes = call(f"list volumes named {name!r}", lambda: list(conn.block_storage.volumes(details=True)))
     return [v for v in volumes if v.name == name]
 
 
