@@ -1,12 +1,10 @@
-"""pytest configuration for the end-to-end tests: the devcloud fixtures are shared from devcloud_fixtures."""
+"""pytest configuration for the end-to-end tests: shared fixtures of the devcloud and of the bank servers.
+
+pytest puts this folder (it has no __init__.py) on sys.path, so the helpers import by module name.
+"""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from bank_fixtures import fixture_bank_servers, fixture_make_bank_config
+from devcloud_fixtures import fixture_devcloud_connect, fixture_devcloud_sites
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-# pylint: disable-next=wrong-import-position,unused-import
-from devcloud_fixtures import fixture_devcloud_connect, fixture_devcloud_sites  # noqa: E402,F401
-# pylint: disable-next=wrong-import-position,unused-import
-from bank_fixtures import fixture_bank_servers, fixture_make_bank_config  # noqa: E402,F401
+__all__ = ["fixture_bank_servers", "fixture_devcloud_connect", "fixture_devcloud_sites", "fixture_make_bank_config"]
