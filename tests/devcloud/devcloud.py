@@ -194,7 +194,7 @@ def authtoken(site: dict, user: str) -> dict:
     }
 
 
-def uwsgi_ini(name: str, port: int, module: str, env: dict, extra: dict | None = None) -> str:
+def uwsgi_ini(port: int, module: str, env: dict, extra: dict | None = None) -> str:
     values = {
         "http-socket": f"127.0.0.1:{port}",
         "wsgi": module,
@@ -208,7 +208,6 @@ def uwsgi_ini(name: str, port: int, module: str, env: dict, extra: dict | None =
         "vacuum": "true",
         "buffer-size": "65535",
         "add-header": "Connection: close",
-        "procname-prefix-spaced": f"devcloud-{name}",
         "disable-logging": "true",
     }
     values.update(extra or {})
@@ -256,7 +255,7 @@ def configure_site(name: str) -> None:
         "oslo_concurrency": {"lock_path": f"{base}/locks"},
     }))
     write(base / "etc" / "keystone-uwsgi.ini", uwsgi_ini(
-        f"{name}-keystone", site["keystone"], "keystone.wsgi.api:application",
+        site["keystone"], "keystone.wsgi.api:application",
         {"OS_KEYSTONE_CONFIG_DIR": str(dirs["keystone_conf"].parent)}))
 
     shutil.copy(venv_etc / "glance" / "glance-api-paste.ini", dirs["glance_dir"] / "glance-api-paste.ini")
@@ -278,7 +277,7 @@ def configure_site(name: str) -> None:
         "oslo_concurrency": {"lock_path": f"{base}/locks"},
     }))
     write(base / "etc" / "glance-uwsgi.ini", uwsgi_ini(
-        f"{name}-glance", site["glance"], "glance.wsgi.api:application",
+        site["glance"], "glance.wsgi.api:application",
         {"OS_GLANCE_CONFIG_DIR": str(dirs["glance_dir"])},
         # Cinder's upload-to-image sends 1 MiB chunks (glanceclient); uWSGI's default limit refuses them.
         {"http-chunked-input": "true", "http-raw-body": "true", "http-auto-chunked": "true",
@@ -752,30 +751,49 @@ def cmd_down() -> int:
     return 1 if problems else 0
 
 
+def pid_groups(folder: Path) -> set[int]:
+    groups = set()
+    for pidfile in folder.glob("*.pid") if folder.exists() else []:
+        try:
+            groups.add(int(pidfile.read_text().split()[0]))
+        except (ValueError, IndexError, OSError):
+            continue
+    return groups
+
+
 def cmd_rss() -> int:
-    total = 0
+    """Sums VmRSS of the devcloud's processes (pid-file process groups, our paths, RabbitMQ's Erlang
+    processes) and of the bank server's (.devcloud/bank-pids process groups)."""
+    ours = pid_groups(PIDS)
+    bank = pid_groups(DC / "bank-pids")
+    marker = str(DC).encode() + b"/"
+    totals = {"devcloud": 0, "bank": 0}
     rows = []
-    marker = str(DC).encode()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
+            pgid = os.getpgid(int(entry.name))
             cmdline = (entry / "cmdline").read_bytes()
             status = (entry / "status").read_text()
         except OSError:
             continue
         name = status.split("\n", 1)[0].split()[-1]
-        ours = marker in cmdline or name in ("beam.smp", "epmd", "erl_child_setup", "inet_gethost")
-        if not ours or int(entry.name) == os.getpid():
+        if pgid in bank or b"swift-venv" in cmdline:
+            kind = "bank"
+        elif pgid in ours or marker in cmdline or name in ("beam.smp", "epmd", "erl_child_setup", "inet_gethost"):
+            kind = "devcloud"
+        else:
             continue
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
         if match:
             kib = int(match.group(1))
-            total += kib
-            rows.append((kib, entry.name, cmdline.replace(b"\0", b" ").decode(errors="replace")[:110]))
-    for kib, pid, cmd in sorted(rows, reverse=True):
-        print(f"{kib / 1024:8.1f} MiB {pid:>7} {cmd}")
-    print(f"total: {total / 1024:.0f} MiB RSS in {len(rows)} processes")
+            totals[kind] += kib
+            rows.append((kib, entry.name, kind, cmdline.replace(b"\0", b" ").decode(errors="replace")[:100]))
+    for kib, pid, kind, cmd in sorted(rows, reverse=True):
+        print(f"{kib / 1024:8.1f} MiB {pid:>7} {kind:8} {cmd}")
+    print(f"devcloud (RabbitMQ + both sites): {totals['devcloud'] / 1024:.0f} MiB; bank: {totals['bank'] / 1024:.0f} MiB; "
+          f"total: {sum(totals.values()) / 1024:.0f} MiB RSS in {len(rows)} processes")
     return 0
 
 

@@ -3,7 +3,7 @@
 # devices. Safe to run at any time, also when nothing is up. Logs stay in .devcloud/logs/.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
+cd "$root" || exit 1
 dc="$root/.devcloud"
 venv="$dc/venv"
 quiet=false

@@ -61,8 +61,8 @@ else
         say "venv installed ($(($(date +%s) - t0)) s)"
     fi
 
-    # Fresh logs for a fresh start (apt.log and pip.log stay).
-    find "$dc/logs" -maxdepth 1 -name '*.log' ! -name apt.log ! -name pip.log -delete
+    # Fresh logs for a fresh start: only ours (the bank server writes its own logs here too).
+    rm -f "$dc/logs"/rabbitmq.log "$dc/logs"/devcloud@localhost*.log "$dc/logs"/site-[ab]-*.log
     if ! "$venv/bin/python" "$here/devcloud.py" up; then
         say "FAILED after $(($(date +%s) - start)) s; cleaning up (logs stay in $dc/logs)" >&2
         "$here/down.sh" --quiet || true
