@@ -120,7 +120,7 @@ options:
         description:
           - The OpenStack cloud holding the container, for O(bank.type=swift). Required for that type.
           - Either the name of a cloud in C(clouds.yaml), or a dict of connection settings as a C(clouds.yaml)
-            entry holds them (C(auth_type), C(auth), C(region_name), C(verify)...), exactly like the O(cloud)
+            entry holds them (C(auth_type), C(auth), C(region_name), C(verify)...), exactly like the C(cloud)
             option of the C(openstack.cloud) collection.
           - Passwords, secrets and tokens inside the dict are masked in the module's output.
         type: raw

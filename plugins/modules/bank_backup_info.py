@@ -15,8 +15,9 @@ description:
     chunk (or a random share of them).
   - Returns an empty list when nothing matches.
 author:
-  - openstack_dr.bank contributors
+  - openstack_dr.bank contributors (@openstack-dr)
 extends_documentation_fragment:
+  - openstack_dr.bank.attributes
   - openstack_dr.bank.bank
 attributes:
   check_mode:
@@ -26,10 +27,6 @@ attributes:
     support: none
   idempotent:
     support: full
-  action_group:
-    support: full
-    membership:
-      - openstack_dr.bank.bank
 options:
   backup:
     description:

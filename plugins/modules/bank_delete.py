@@ -16,8 +16,9 @@ description:
     never removes a chunk that a backup being written at that moment relies on.
   - Needs no OpenStack cloud, only the bank.
 author:
-  - openstack_dr.bank contributors
+  - openstack_dr.bank contributors (@openstack-dr)
 extends_documentation_fragment:
+  - openstack_dr.bank.attributes
   - openstack_dr.bank.bank
 attributes:
   check_mode:
@@ -28,10 +29,6 @@ attributes:
   idempotent:
     support: full
     details: A backup that is already gone gives RV(ignore:changed=false).
-  action_group:
-    support: full
-    membership:
-      - openstack_dr.bank.bank
 options:
   backup:
     description:

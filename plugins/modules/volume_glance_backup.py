@@ -19,8 +19,9 @@ description:
   - A run interrupted before the manifest was written is resumed by the next run with the same
     O(backup_name); only the chunks the bank does not have are uploaded.
 author:
-  - openstack_dr.bank contributors
+  - openstack_dr.bank contributors (@openstack-dr)
 extends_documentation_fragment:
+  - openstack_dr.bank.attributes
   - openstack_dr.bank.openstack
   - openstack_dr.bank.bank
 attributes:
@@ -32,10 +33,6 @@ attributes:
   idempotent:
     support: full
     details: A complete backup with the same O(backup_name) in the bank gives RV(ignore:changed=false).
-  action_group:
-    support: full
-    membership:
-      - openstack_dr.bank.bank
 options:
   volume:
     description:
@@ -172,7 +169,7 @@ backup:
       type: int
       returned: success
     hashes:
-      description: Whole-image hashes, hex (V(sha256) and Glance's O(os_hash_algo), usually V(sha512)).
+      description: Whole-image hashes, hex (V(sha256) and Glance's C(os_hash_algo), usually V(sha512)).
       type: dict
       returned: success
     source_volume:
@@ -224,7 +221,7 @@ stats:
       description: Number of chunks uploaded by this run.
       type: int
     compression_ratio:
-      description: O(new_bytes) divided by O(bytes_written).
+      description: RV(stats.new_bytes) divided by RV(stats.bytes_written).
       type: float
     seconds:
       description: Seconds spent streaming into the bank.

@@ -18,8 +18,9 @@ description:
   - The restored volume carries the metadata key C(openstack_dr_bank_restored_from) with the backup id, so a
     second run finds it and reports RV(ignore:changed=false).
 author:
-  - openstack_dr.bank contributors
+  - openstack_dr.bank contributors (@openstack-dr)
 extends_documentation_fragment:
+  - openstack_dr.bank.attributes
   - openstack_dr.bank.openstack
   - openstack_dr.bank.bank
 attributes:
@@ -31,10 +32,6 @@ attributes:
   idempotent:
     support: full
     details: A volume named O(restore_name) restored from the same backup gives RV(ignore:changed=false).
-  action_group:
-    support: full
-    membership:
-      - openstack_dr.bank.bank
 options:
   backup:
     description:
