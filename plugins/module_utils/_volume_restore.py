@@ -141,4 +141,3 @@ def run_volume_restore(module) -> dict:
 def _backup_brief(manifest) -> dict:
     return {"id": manifest.backup_id, "name": manifest.backup_name, "created_at": manifest.created_at,
             "size": manifest.size, "source_volume": (manifest.source.get("volume") or {}).get("id")}
-
