@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from devcloud_fixtures import connect, wait_for
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
     DeadlineExceededError,
-    DrBankError,
     IntegrityError,
     InvalidInputError,
     OpenStackError,
@@ -304,7 +302,7 @@ def test_restore_side_at_site_b(site_b, devcloud_sites):
     assert restore_steps.resolve_volume_type(site_b, None, "nfs")[0] == "nfs"
     with pytest.raises(InvalidInputError, match="unknown volume_type gold-a; available: .*gold-b"):
         restore_steps.resolve_volume_type(site_b, "gold-a", None)
-    volume_type, _ = restore_steps.resolve_volume_type(site_b, "gold-b", source_type)
+    volume_type, _reason = restore_steps.resolve_volume_type(site_b, "gold-b", source_type)
 
     with TemporaryResources(site_b, backup=tag) as temps:
         image = restore_steps.create_restore_image(site_b, temps.name("image"), len(payload), min_disk=1, tags=temps.tags)
@@ -338,7 +336,7 @@ def test_restore_side_at_site_b(site_b, devcloud_sites):
 
             # The restored volume holds the bytes: read it back through our own direct copy.
             with TemporaryResources(site_b, backup=tag + "-check", source_volume_id=restored.id) as check:
-                copy, _ = backup_steps.copy_volume_to_image(site_b, check, restored, "direct", timeout=STEP_TIMEOUT)
+                copy, _mode = backup_steps.copy_volume_to_image(site_b, check, restored, "direct", timeout=STEP_TIMEOUT)
                 check_image_bytes(site_b, copy, payload, GIB)
             assert_nothing_tagged_left(site_b, check.run_id)
         finally:
@@ -381,7 +379,7 @@ def test_volume_in_error_and_ambiguous_names_are_clear_errors(site_a, admin_a):
     name = f"e2e-os-bad-{uuid.uuid4().hex[:8]}"
     made = []
     try:
-        for _ in range(2):
+        for _attempt in range(2):
             made.append(site_a.block_storage.create_volume(name=name, size=1))
         for volume in made:
             wait_for(lambda v=volume: site_a.block_storage.get_volume(v.id).status == "available", STEP_TIMEOUT, "volume available")

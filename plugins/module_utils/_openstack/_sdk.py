@@ -23,6 +23,11 @@ except ImportError:
     HAS_OPENSTACKSDK = False
     OPENSTACKSDK_IMPORT_ERROR = traceback.format_exc()
 
+__all__ = [
+    "HAS_OPENSTACKSDK", "OPENSTACKSDK_IMPORT_ERROR", "api_errors", "call", "is_not_found", "ksa_exceptions", "openstack",
+    "sdk_exceptions", "status_code",
+]
+
 T = t.TypeVar("T")
 
 

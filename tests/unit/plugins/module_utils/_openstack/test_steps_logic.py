@@ -118,7 +118,7 @@ class _ImageProxy:
     def put(self, url, data, headers, connect_retries):
         assert headers["Content-Length"] == "8" and connect_retries == 0
         try:
-            for _ in data:
+            for _piece in data:
                 pass
         except Exception as error:
             raise sdk_exceptions.SDKException(f"wrapped: {error}") from error
