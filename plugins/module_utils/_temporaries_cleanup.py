@@ -1,0 +1,52 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""temporaries_cleanup: find the tagged temporaries a crashed run left at a site, and remove them."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import connect, openstack_argument_spec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import (
+    find_orphaned_temporaries,
+    remove_temporaries,
+)
+
+
+def argument_spec() -> dict:
+    spec = openstack_argument_spec()
+    spec.update(
+        run_id=dict(type="str"),
+        backups=dict(type="list", elements="str", default=[]),
+        source_volumes=dict(type="list", elements="str", default=[]),
+        older_than=dict(type="int"),
+    )
+    return spec
+
+
+def _matches(item: t.Mapping[str, t.Any], backups: list[str], source_volumes: list[str]) -> bool:
+    if backups and item.get("backup") not in backups:
+        return False
+    return not source_volumes or item.get("source_volume") in source_volumes
+
+
+def run_temporaries_cleanup(module) -> dict:
+    params = module.params
+    if params["older_than"] is not None and params["older_than"] < 0:
+        raise InvalidInputError(f"older_than must be 0 or more seconds, got {params['older_than']}")
+    conn = connect(params)
+    found = find_orphaned_temporaries(conn, run_id=params["run_id"], older_than=params["older_than"])
+    # Backup tags are cut to 255 characters when the temporary is tagged: compare the same way.
+    backups = [name[:255] for name in params["backups"]]
+    orphans = [item for item in found if _matches(item, backups, params["source_volumes"])]
+    if module.check_mode or not orphans:
+        return {"changed": bool(orphans), "found": orphans, "removed": [], "left_behind": []}
+    report = remove_temporaries(conn, orphans, params["timeout"])
+    if report["left_behind"]:
+        raise OpenStackError(
+            "Could not remove every temporary: " + ", ".join(
+                f"{item['type']} {item['id']} ({item.get('error')})" for item in report["left_behind"]),
+            found=orphans, removed=report["removed"], left_behind=report["left_behind"],
+        )
+    return {"changed": bool(report["removed"]), "found": orphans, "removed": report["removed"], "left_behind": []}
