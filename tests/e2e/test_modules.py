@@ -1,0 +1,392 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The modules end to end: back up at site A, restore at site B, from the bank alone.
+
+Every module runs for real through the ``ansible`` command, as the member user of project ``dr``
+at each site, against the two-site devcloud and the Swift bank (S3 API and Swift API) or a
+directory. Restored bytes are read back through an upload to an image and compared by hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+
+import pytest
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries
+
+from devcloud_fixtures import connect, load_sites, wait_for_gone, wait_for_status  # pylint: disable=wrong-import-order
+from module_runner import run_module  # pylint: disable=wrong-import-order
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+STEP_TIMEOUT = 600
+PASSPHRASE = "correct horse battery staple"
+TEXT = b"Block of the DR test volume: lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 64
+
+
+def source_bytes(layout_seed: int = 7, padded_to: int = GIB) -> tuple[str, list[tuple[int, bytes]]]:
+    """1 GiB of known data as (offset, bytes) regions; everything else is zeros.
+
+    Returns the sha256 of those bytes followed by zeros up to ``padded_to`` (a larger restored volume).
+    """
+    rng = random.Random(layout_seed)
+    regions = [
+        (0, rng.randbytes(192 * MIB)),                                  # random
+        (256 * MIB, (TEXT * (160 * MIB // len(TEXT) + 1))[:160 * MIB]),  # compressible text
+        (700 * MIB, rng.randbytes(8 * MIB)),                            # an island in the zeros
+        (GIB - MIB, rng.randbytes(MIB)),                                # data up to the very end
+    ]
+    digest = hashlib.sha256()
+    position = 0
+    for offset, data in regions:
+        digest.update(bytes(offset - position))
+        digest.update(data)
+        position = offset + len(data)
+    for dummy in range(position, padded_to, 64 * MIB):
+        digest.update(bytes(min(64 * MIB, padded_to - dummy)))
+    return digest.hexdigest(), regions
+
+
+def write_sparse(path: str, regions: list[tuple[int, bytes]], size: int = GIB) -> None:
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+        for offset, data in regions:
+            handle.seek(offset)
+            handle.write(data)
+
+
+def module_env(sites: dict) -> dict:
+    return {"OS_CLIENT_CONFIG_FILE": sites["clouds_yaml"]}
+
+
+def volume_sha256(conn, volume_id: str) -> tuple[str, int]:
+    """Read a volume's bytes the only way a member can: upload it to an image and download that."""
+    response = conn.block_storage.upload_volume_to_image(volume_id, f"readback-{volume_id[:8]}",
+                                                         disk_format="raw", container_format="bare")
+    image_id = response["image_id"]
+    try:
+        wait_for_status(lambda: conn.image.get_image(image_id), "active", STEP_TIMEOUT, "read-back image",
+                        failures=("killed", "deleted"))
+        wait_for_status(lambda: conn.block_storage.get_volume(volume_id), "available", STEP_TIMEOUT,
+                        "volume after read-back")
+        digest = hashlib.sha256()
+        size = 0
+        stream = conn.image.download_image(image_id, stream=True)
+        for piece in stream.iter_content(MIB):
+            digest.update(piece)
+            size += len(piece)
+        stream.close()
+        return digest.hexdigest(), size
+    finally:
+        conn.image.delete_image(image_id, ignore_missing=True)
+        wait_for_gone(lambda: conn.image.get_image(image_id), STEP_TIMEOUT, "read-back image")
+
+
+def project_resources(conn) -> set[tuple[str, str]]:
+    found = {("volume", v.id) for v in conn.block_storage.volumes()}
+    found |= {("snapshot", s.id) for s in conn.block_storage.snapshots()}
+    found |= {("image", i.id) for i in conn.image.images(owner=conn.current_project_id)}
+    return found
+
+
+def assert_no_temporaries(*conns) -> None:
+    for conn in conns:
+        assert find_orphaned_temporaries(conn) == [], f"temporaries left at {conn.config.name}"
+
+
+def delete_volume(conn, volume_id: str) -> None:
+    conn.block_storage.delete_volume(volume_id, ignore_missing=True)
+    wait_for_gone(lambda: conn.block_storage.get_volume(volume_id), STEP_TIMEOUT, f"volume {volume_id}")
+
+
+@pytest.fixture(scope="module", name="sites")
+def fixture_sites():
+    return load_sites()
+
+
+@pytest.fixture(scope="module", name="site_a")
+def fixture_site_a(sites):
+    conn = connect("site-a", sites)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module", name="site_b")
+def fixture_site_b(sites):
+    conn = connect("site-b", sites)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module", name="source_volume")
+def fixture_source_volume(site_a, tmp_path_factory):
+    """A bootable 1 GiB volume of type gold-a at site A with random, text and zero regions, and its sha256."""
+    expected, regions = source_bytes()
+    path = str(tmp_path_factory.mktemp("source") / "source.raw")
+    write_sparse(path, regions)
+    with open(path, "rb") as data:
+        image = site_a.image.create_image(name="e2e-source-image", data=data, disk_format="raw", container_format="bare",
+                                          visibility="private", hw_disk_bus="scsi", os_distro="debian", validate_checksum=False)
+    os.unlink(path)
+    wait_for_status(lambda: site_a.image.get_image(image.id), "active", STEP_TIMEOUT, "source image",
+                    failures=("killed", "deleted"))
+    volume = site_a.block_storage.create_volume(name="e2e-source", size=1, image_id=image.id, volume_type="gold-a",
+                                                metadata={"app": "billing", "tier": "db"})
+    volume = wait_for_status(lambda: site_a.block_storage.get_volume(volume.id), "available", STEP_TIMEOUT, "source volume")
+    site_a.image.delete_image(image.id)
+    yield volume, expected
+    delete_volume(site_a, volume.id)
+
+
+@pytest.fixture(scope="module", name="banks")
+def fixture_banks(sites, tmp_path_factory):
+    """One fresh bank per kind: Swift via S3 (encrypted), Swift via its own API, a directory."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    with open(sites["bank_yml"], encoding="utf-8") as handle:
+        servers = yaml.safe_load(handle)
+    suffix = os.urandom(4).hex()
+    return {
+        "swift_s3": dict(servers["swift_s3"], bucket=f"e2e-modules-{suffix}", create=True),
+        "swift": dict(servers["swift"], container=f"e2e-modules-{suffix}", create=True),
+        "file": {"type": "file", "path": str(tmp_path_factory.mktemp("bank")), "create": True},
+    }
+
+
+def backup_args(volume_id: str, bank: dict, name: str, **extra) -> dict:
+    args = {"cloud": "site-a", "volume": volume_id, "bank": bank, "backup_name": name}
+    if bank.get("type") == "s3":
+        args["encryption_passphrase"] = PASSPHRASE
+    args.update(extra)
+    return args
+
+
+def restore_args(bank: dict, backup: str, restore_name: str, **extra) -> dict:
+    args = {"cloud": "site-b", "bank": dict(bank, create=False), "backup": backup, "restore_name": restore_name}
+    if bank.get("type") == "s3":
+        args["encryption_passphrase"] = PASSPHRASE
+    args.update(extra)
+    return args
+
+
+def test_backup_at_a_restore_at_b_is_byte_identical(sites, site_a, site_b, source_volume, banks):
+    volume, expected_sha256 = source_volume
+    env = module_env(sites)
+    site_a.block_storage.set_volume_bootable_status(volume.id, True)
+    bank = banks["swift_s3"]
+    before_a, before_b = project_resources(site_a), project_resources(site_b)
+
+    checked = run_module("volume_glance_backup", backup_args(volume.id, bank, "e2e-full"), check=True, env=env)
+    assert checked["changed"] and not checked.failed, checked.result
+    assert checked["temporaries"]["would_create"]
+    assert project_resources(site_a) == before_a
+    assert run_module("bank_backup_info", {"bank": bank, "backup": "e2e-full"}, env=env)["backups"] == []
+
+    backup = run_module("volume_glance_backup", backup_args(volume.id, bank, "e2e-full"), env=env)
+    assert not backup.failed, backup.result
+    assert backup["changed"] and backup["copy_mode"] == "direct"
+    assert backup["backup"]["hashes"]["sha256"] == expected_sha256
+    assert backup["stats"]["zero_bytes_skipped"] >= 400 * MIB
+    assert backup["stats"]["bytes_written"] < 250 * MIB  # random data stays, text compresses, zeros vanish
+    assert PASSPHRASE not in backup.stdout + backup.stderr
+    assert project_resources(site_a) == before_a
+    assert_no_temporaries(site_a)
+
+    again = run_module("volume_glance_backup", backup_args(volume.id, bank, "e2e-full"), env=env)
+    assert not again.failed and not again["changed"], again.result
+
+    checked = run_module("volume_glance_restore", restore_args(bank, "e2e-full", "e2e-restored"), check=True, env=env)
+    assert checked["changed"] and not checked.failed, checked.result
+    assert project_resources(site_b) == before_b
+
+    restored = run_module("volume_glance_restore", restore_args(bank, "e2e-full", "e2e-restored"), env=env)
+    assert not restored.failed, restored.result
+    restored_volume = site_b.block_storage.get_volume(restored["volume"]["id"])
+    try:
+        assert restored_volume.status == "available"
+        assert restored_volume.is_bootable in (True, "true")
+        # gold-a does not exist at site B: the default type is used, and the result says so.
+        assert "does not exist here" in restored["volume_type_reason"]
+        image_metadata = restored_volume.volume_image_metadata or {}
+        assert image_metadata.get("hw_disk_bus") == "scsi" and image_metadata.get("os_distro") == "debian"
+        assert restored_volume.metadata.get("app") == "billing"
+        assert project_resources(site_b) == before_b | {("volume", restored_volume.id)}
+        assert_no_temporaries(site_a, site_b)
+
+        again = run_module("volume_glance_restore", restore_args(bank, "e2e-full", "e2e-restored"), env=env)
+        assert not again.failed and not again["changed"], again.result
+        assert again["volume"]["id"] == restored_volume.id
+
+        assert volume_sha256(site_b, restored_volume.id) == (expected_sha256, GIB)
+    finally:
+        delete_volume(site_b, restored_volume.id)
+
+
+def test_snapshot_mode_of_an_in_use_volume_through_swift_and_file_banks(sites, site_a, site_b, source_volume, banks):
+    volume, expected_sha256 = source_volume
+    env = module_env(sites)
+    admin = connect("site-a-admin", sites)
+    admin.block_storage.reset_volume_status(volume.id, "in-use", "attached", None)
+    try:
+        refused = run_module("volume_glance_backup", backup_args(volume.id, banks["swift"], "e2e-in-use"), env=env)
+        assert refused.failed and "force" in refused["msg"], refused.result
+        assert_no_temporaries(site_a)
+        for kind in ("swift", "file"):
+            backup = run_module("volume_glance_backup",
+                                backup_args(volume.id, banks[kind], "e2e-in-use", force=True, copy_mode="auto"), env=env)
+            assert not backup.failed, backup.result
+            assert backup["copy_mode"] == "snapshot"
+            kinds = sorted(item["type"] for item in backup["temporaries"]["removed"])
+            assert kinds == ["image", "snapshot", "volume"]
+            assert backup["backup"]["hashes"]["sha256"] == expected_sha256
+            assert_no_temporaries(site_a)
+    finally:
+        admin.block_storage.reset_volume_status(volume.id, "available", "detached", None)
+        admin.close()
+    restored = run_module("volume_glance_restore", restore_args(banks["file"], "e2e-in-use", "e2e-from-file",
+                                                                volume_type="gold-b", size=2), env=env)
+    assert not restored.failed, restored.result
+    try:
+        assert restored["volume"]["volume_type"] == "gold-b" and restored["volume"]["size"] == 2
+        # A larger volume holds the backup's bytes followed by zeros.
+        assert volume_sha256(site_b, restored["volume"]["id"]) == (source_bytes(padded_to=2 * GIB)[0], 2 * GIB)
+    finally:
+        delete_volume(site_b, restored["volume"]["id"])
+    assert_no_temporaries(site_a, site_b)
+
+
+def test_changing_one_mib_writes_about_one_chunk(sites, site_a, source_volume, banks):
+    volume, dummy = source_volume
+    env = module_env(sites)
+    bank = banks["swift_s3"]
+    first = run_module("volume_glance_backup", backup_args(volume.id, bank, "e2e-incremental-1"), env=env)
+    assert not first.failed, first.result
+    # The NFS driver keeps the volume as a file on the site's share: change 1 MiB of it in place.
+    share = load_sites()["sites"]["site-a"]["share_mount"]
+    with open(os.path.join(share, f"volume-{volume.id}"), "r+b") as handle:
+        handle.seek(300 * MIB)
+        handle.write(random.Random(99).randbytes(MIB))
+    second = run_module("volume_glance_backup", backup_args(volume.id, bank, "e2e-incremental-2"), env=env)
+    assert not second.failed, second.result
+    assert second["stats"]["chunks_written"] == 1
+    assert second["stats"]["bytes_written"] <= 5 * MIB
+    assert second["stats"]["duplicate_bytes_skipped"] >= 300 * MIB
+    assert_no_temporaries(site_a)
+
+
+def test_backup_info_lists_filters_verifies_and_shows_progress(sites, banks, source_volume):
+    volume, dummy = source_volume
+    env = module_env(sites)
+    bank = banks["swift_s3"]
+    listed = run_module("bank_backup_info", {"bank": bank, "source_volume": volume.id, "verify": "presence"}, env=env)
+    assert not listed.failed, listed.result
+    names = {entry["name"] for entry in listed["backups"]}
+    assert "e2e-full" in names
+    assert all(entry["verification"]["ok"] for entry in listed["backups"])
+    assert run_module("bank_backup_info", {"bank": bank, "source_volume": "no-such-volume"}, env=env)["backups"] == []
+    checked = run_module("bank_backup_info", {"bank": bank, "backup": "e2e-full", "verify": "data", "verify_percent": 10,
+                                              "encryption_passphrase": PASSPHRASE}, env=env)
+    assert checked["backups"][0]["verification"]["ok"] and checked["backups"][0]["verification"]["checked_chunks"] > 0
+
+    # A backup in progress shows its bytes done and its last update.
+    started = threading.Event()
+    finish = threading.Event()
+
+    def slow_source():
+        yield random.Random(1).randbytes(2 * MIB)
+        started.set()
+        assert finish.wait(120)
+        yield random.Random(2).randbytes(MIB)
+
+    with open_bank(dict(bank, create=False)) as engine_bank:
+        writer = BackupStore(engine_bank, PASSPHRASE).backup_writer("e2e-in-progress", chunk_size=MIB, progress_interval=0,
+                                                                     expected_size=3 * MIB)
+        thread = threading.Thread(target=writer.write, args=(slow_source(),))
+        thread.start()
+        try:
+            assert started.wait(120)
+            running = run_module("bank_backup_info", {"bank": bank, "backup": "e2e-in-progress"}, env=env)
+            entry = running["backups"][0]
+            assert entry["status"] == "in_progress" and entry["bytes_total"] == 3 * MIB
+            assert entry["bytes_done"] >= MIB and entry["updated_at"]
+        finally:
+            finish.set()
+            thread.join(120)
+    done = run_module("bank_backup_info", {"bank": bank, "backup": "e2e-in-progress"}, env=env)
+    assert done["backups"][0]["status"] == "complete"
+
+
+def test_bank_delete_check_mode_idempotence_and_shared_chunks(sites, banks):
+    env = module_env(sites)
+    bank = banks["swift_s3"]
+    args = {"bank": bank, "backup": "e2e-incremental-1", "encryption_passphrase": PASSPHRASE}
+    predicted = run_module("bank_delete", args, check=True, env=env)
+    assert predicted["changed"] and predicted["deleted"]["objects"] >= 1, predicted.result
+    # The incremental backups share all but about one chunk: only that chunk is unique.
+    assert predicted["deleted"]["chunks"] <= 1
+    assert run_module("bank_backup_info", {"bank": bank, "backup": "e2e-incremental-1"}, env=env)["backups"]
+    deleted = run_module("bank_delete", args, env=env)
+    assert deleted["changed"] and deleted["deleted"] == predicted["deleted"], deleted.result
+    assert run_module("bank_backup_info", {"bank": bank, "backup": "e2e-incremental-1"}, env=env)["backups"] == []
+    assert not run_module("bank_delete", args, env=env)["changed"]
+    verified = run_module("bank_backup_info", {"bank": bank, "backup": "e2e-incremental-2", "verify": "presence"}, env=env)
+    assert verified["backups"][0]["verification"]["ok"]
+
+
+def bad_input_cases(sites, volume_id: str, banks: dict, error_volume_id: str) -> list[tuple[str, str, dict, str]]:
+    bank = banks["swift_s3"]
+    quota = load_sites()["sites"]["site-b"]["quotas"]["gigabytes"]
+    unreachable = dict(bank, endpoint_url="http://127.0.0.1:9", max_attempts=2)
+    wrong_secret = dict(bank, secret_key="not-the-secret")
+    return [
+        ("unknown volume", "volume_glance_backup", backup_args("no-such-volume", bank, "e2e-bad"), "not found"),
+        ("volume in error", "volume_glance_backup", backup_args(error_volume_id, bank, "e2e-bad"), "error"),
+        ("missing backup_name", "volume_glance_backup", {"cloud": "site-a", "volume": volume_id, "bank": bank},
+         "backup_name"),
+        ("unknown backup", "volume_glance_restore", restore_args(bank, "no-such-backup", "e2e-bad"), "No complete backup"),
+        ("size too small", "volume_glance_restore", restore_args(bank, "e2e-full", "e2e-bad", size=0), "smaller"),
+        ("unknown volume type", "volume_glance_restore", restore_args(bank, "e2e-full", "e2e-bad", volume_type="platinum"),
+         "unknown volume_type"),
+        ("bank unreachable", "volume_glance_backup", backup_args(volume_id, unreachable, "e2e-bad"), "127.0.0.1:9"),
+        ("wrong bank credentials", "volume_glance_restore", restore_args(wrong_secret, "e2e-full", "e2e-bad"), "bank"),
+        ("wrong passphrase", "volume_glance_restore",
+         dict(restore_args(bank, "e2e-full", "e2e-bad"), encryption_passphrase="guess"), "Wrong encryption passphrase"),
+        ("over quota at site B", "volume_glance_restore", restore_args(bank, "e2e-full", "e2e-bad", size=quota + 1), "quota"),
+    ]
+
+
+def test_bad_inputs_fail_clearly_and_leave_nothing(sites, site_a, site_b, source_volume, banks):
+    volume, dummy = source_volume
+    env = module_env(sites)
+    admin = connect("site-a-admin", sites)
+    broken = site_a.block_storage.create_volume(name="e2e-broken", size=1)
+    wait_for_status(lambda: site_a.block_storage.get_volume(broken.id), "available", STEP_TIMEOUT, "broken volume")
+    admin.block_storage.reset_volume_status(broken.id, "error", None, None)
+    try:
+        # An unrelated volume holding the name a restore wants.
+        squatter = site_b.block_storage.create_volume(name="e2e-taken", size=1)
+        wait_for_status(lambda: site_b.block_storage.get_volume(squatter.id), "available", STEP_TIMEOUT, "squatter")
+        cases = bad_input_cases(sites, volume.id, banks, broken.id)
+        cases.append(("restore_name taken", "volume_glance_restore", restore_args(banks["swift_s3"], "e2e-full", "e2e-taken"),
+                      "already exists"))
+        before_a, before_b = project_resources(site_a), project_resources(site_b)
+        for label, module, args, message in cases:
+            outcome = run_module(module, args, env=env)
+            assert outcome.failed, f"{label}: {outcome.result}"
+            assert message in outcome["msg"], f"{label}: {outcome['msg']}"
+            assert "not-the-secret" not in outcome.stdout + outcome.stderr and "guess" not in str(outcome.result.get("invocation"))
+            assert project_resources(site_a) == before_a, label
+            assert project_resources(site_b) == before_b, label
+            assert_no_temporaries(site_a, site_b)
+        assert site_b.block_storage.get_volume(squatter.id).name == "e2e-taken"
+    finally:
+        admin.block_storage.reset_volume_status(broken.id, "available", None, None)
+        admin.close()
+        delete_volume(site_a, broken.id)
+        for leftover in site_b.block_storage.volumes(name="e2e-taken"):
+            delete_volume(site_b, leftover.id)
