@@ -146,6 +146,13 @@ def configure_swift() -> None:
         proxy += f"[filter:{name}]\nuse = egg:swift#{egg}\n{settings}\n"
     write_if_changed(ETC / "proxy-server.conf", proxy)
     builder_tool = SWIFT_VENV / "bin" / "swift-ring-builder"
+    # Rings hold the servers' ports: rebuild them when the ports were moved.
+    ports_stamp = ETC / "ring-ports"
+    ports = " ".join(str(SWIFT_PORTS[s]) for s in ("account", "container", "object"))
+    if not ports_stamp.exists() or ports_stamp.read_text() != ports:
+        for old in list(ETC.glob("*.ring.gz")) + list(ETC.glob("*.builder")):
+            old.unlink()
+        ports_stamp.write_text(ports)
     for server in ("account", "container", "object"):
         if (ETC / f"{server}.ring.gz").exists():
             continue

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import traceback
 import typing as t
@@ -27,6 +28,7 @@ try:
     import boto3
     import botocore.config
     import botocore.exceptions
+    import urllib3.exceptions
 except ImportError:
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR: str | None = traceback.format_exc()
@@ -66,6 +68,11 @@ def is_transient(exc: BaseException) -> bool:
             return False
         if isinstance(exc, botocore.exceptions.HTTPClientError):
             return True
+        # A body cut mid-way surfaces from StreamingBody.read() as urllib3's error, unwrapped.
+        if isinstance(exc, (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError)):
+            return True
+    if isinstance(exc, http.client.IncompleteRead):
+        return True
     return is_transient_os_error(exc)
 
 
@@ -113,7 +120,7 @@ class S3Bank(Bank):
         endpoint_url = endpoint_url or None
         config_kwargs: dict[str, t.Any] = {
             # One retry layer only: ours, so every backend retries the same way.
-            "retries": {"max_attempts": 1, "mode": "standard"},
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
             "max_pool_connections": max(MIN_POOL_CONNECTIONS, max_pool_connections),
             "s3": {"addressing_style": "path"},
             "signature_version": "s3v4",
