@@ -7,6 +7,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import call
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import connect, openstack_argument_spec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import (
     find_orphaned_temporaries,
@@ -21,8 +22,20 @@ def argument_spec() -> dict:
         backups=dict(type="list", elements="str", default=[]),
         source_volumes=dict(type="list", elements="str", default=[]),
         older_than=dict(type="int"),
+        drill_run_id=dict(type="str"),
     )
     return spec
+
+
+# Volumes a DR drill restores carry this key with the drill's run id; they go when the drill is over.
+DRILL_TAG = "openstack_dr_bank_drill"
+
+
+def _drill_volumes(conn: t.Any, drill_run_id: str) -> list[dict[str, t.Any]]:
+    volumes = call("list volumes", lambda: list(conn.block_storage.volumes(details=True)))
+    return [{"type": "volume", "id": v.id, "name": v.name, "status": v.status, "run": drill_run_id,
+             "backup": None, "source_volume": None}
+            for v in volumes if str((v.metadata or {}).get(DRILL_TAG, "")) == drill_run_id]
 
 
 def _matches(item: t.Mapping[str, t.Any], backups: list[str], source_volumes: list[str]) -> bool:
@@ -40,6 +53,12 @@ def run_temporaries_cleanup(module) -> dict:
     # Backup tags are cut to 255 characters when the temporary is tagged: compare the same way.
     backups = [name[:255] for name in params["backups"]]
     orphans = [item for item in found if _matches(item, backups, params["source_volumes"])]
+    if params["drill_run_id"]:
+        known = {item["id"] for item in orphans}
+        drill_volumes = [item for item in _drill_volumes(conn, params["drill_run_id"]) if item["id"] not in known]
+        # Removal order: images, then volumes, then snapshots.
+        images = [item for item in orphans if item["type"] == "image"]
+        orphans = images + drill_volumes + [item for item in orphans if item["type"] != "image"]
     if module.check_mode or not orphans:
         return {"changed": bool(orphans), "found": orphans, "removed": [], "left_behind": []}
     report = remove_temporaries(conn, orphans, params["timeout"])

@@ -40,6 +40,12 @@ options:
     type: list
     elements: str
     default: []
+  drill_run_id:
+    description:
+      - Also remove the volumes that a DR drill restored and marked with the metadata
+        C(openstack_dr_bank_drill) set to this value (the C(openstack_dr.bank.dr_drill) playbook does).
+      - Volumes without that mark are never touched by this option.
+    type: str
   older_than:
     description:
       - Only temporaries created at least this many seconds ago, so a cleanup never races a run in progress.
@@ -66,7 +72,13 @@ EXAMPLES = r"""
 - name: Remove what crashed runs left at site A more than an hour ago
   openstack_dr.bank.temporaries_cleanup:
     cloud: site-a
-    older_than: 3600
+    drill_run_id:
+    description:
+      - Also remove the volumes that a DR drill restored and marked with the metadata
+        C(openstack_dr_bank_drill) set to this value (the C(openstack_dr.bank.dr_drill) playbook does).
+      - Volumes without that mark are never touched by this option.
+    type: str
+  older_than: 3600
 
 - name: Show the temporaries of two backups, removing nothing
   openstack_dr.bank.temporaries_cleanup:
