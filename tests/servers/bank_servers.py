@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Start or stop the real object stores the bank tests use: `bank_servers.py up|down|status`.
@@ -312,7 +311,8 @@ def up() -> None:
         wait_ready(f"swift-{server}", f"http://{HOST}:{port}/healthcheck")
     wait_ready("moto", f"http://{HOST}:{MOTO_PORT}/moto-api/data.json")
     write_bank_yml()
-    log(f"ready in {time.monotonic() - started:.1f} s: Swift http://{HOST}:{PROXY_PORT} (Swift and S3 API), moto http://{HOST}:{MOTO_PORT}; configs in {BANK_YML}")
+    log(f"ready in {time.monotonic() - started:.1f} s: Swift http://{HOST}:{PROXY_PORT} (Swift and S3 API), "
+        f"moto http://{HOST}:{MOTO_PORT}; configs in {BANK_YML}")
 
 
 def down() -> None:

@@ -63,7 +63,7 @@ def open_bank(config: dict) -> Bank:
     unknown = sorted(given - set(_COMMON) - set(_KEYS[kind]))
     if unknown:
         raise InvalidInputError(f"O(bank) of type {kind} does not take {', '.join(unknown)}")
-    create = bool(config.get("create") or False)
+    create = bool(config.get("create"))
     connect_timeout = _number(config, "connect_timeout", float, 0.001)
     read_timeout = _number(config, "read_timeout", float, 0.001)
     retry = retry_policy(config)

@@ -37,7 +37,6 @@ else:
     OPENSTACKSDK_IMPORT_ERROR = None
 
 
-
 class SwiftHTTPError(Exception):
     """An unexpected HTTP status from Swift."""
 
