@@ -39,7 +39,9 @@ BIN = STATE / "bin"
 CLOUDS_YAML = DC / "clouds.yaml"
 SITES_YML = DC / "sites.yml"
 
-RABBIT = {"amqp": 35610, "dist": 35611, "epmd": 35612, "ctl_min": 35690, "ctl_max": 35699}
+# Ports below Linux's ephemeral range (32768-60999): a listener there can find its port taken by
+# one of the many short-lived client connections on 127.0.0.1 (seen: RabbitMQ's eaddrinuse).
+RABBIT = {"amqp": 31610, "dist": 31611, "epmd": 31612, "ctl_min": 31690, "ctl_max": 31699}
 RABBIT_USER, RABBIT_PASSWORD = "devcloud", "devcloud-rabbit"
 ADMIN_PASSWORD = "devcloud-admin"
 MEMBER_USER, MEMBER_PASSWORD = "dr-member", "devcloud-member"
@@ -50,8 +52,8 @@ QUOTAS = {"volumes": 10, "snapshots": 10, "gigabytes": 20}
 SHARE_SIZE_GIB = 40
 
 SITES = {
-    "site-a": {"region": "RegionA", "keystone": 35620, "glance": 35621, "cinder": 35622, "extra_type": "gold-a"},
-    "site-b": {"region": "RegionB", "keystone": 35630, "glance": 35631, "cinder": 35632, "extra_type": "gold-b"},
+    "site-a": {"region": "RegionA", "keystone": 31620, "glance": 31621, "cinder": 31622, "extra_type": "gold-a"},
+    "site-b": {"region": "RegionB", "keystone": 31630, "glance": 31631, "cinder": 31632, "extra_type": "gold-b"},
 }
 
 HTTP_TIMEOUT = 90
