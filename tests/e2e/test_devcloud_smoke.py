@@ -31,11 +31,19 @@ def make_payload(seed: str, size: int = PAYLOAD_SIZE) -> bytes:
     return bytes(out[:size])
 
 
-def project_leftovers(conn, project_id: str) -> dict[str, list[str]]:
+def project_leftovers(conn, project_id: str, tag: str, ids: set[str]) -> dict[str, list[str]]:
+    """The project's volumes, snapshots and images that this run made (by id or by its name tag).
+
+    The whole project is listed; only this run's resources count, because other tests (and other
+    people's runs on a shared devcloud) may own resources in project dr at the same time.
+    """
+    def ours(resource) -> bool:
+        return resource.id in ids or (resource.name or "").startswith(tag)
+
     return {
-        "volumes": [f"{v.name} ({v.status})" for v in conn.block_storage.volumes()],
-        "snapshots": [f"{s.name} ({s.status})" for s in conn.block_storage.snapshots()],
-        "images": [f"{i.name} ({i.status})" for i in conn.image.images(owner=project_id)],
+        "volumes": [f"{v.name} ({v.status})" for v in conn.block_storage.volumes() if ours(v)],
+        "snapshots": [f"{s.name} ({s.status})" for s in conn.block_storage.snapshots() if ours(s)],
+        "images": [f"{i.name} ({i.status})" for i in conn.image.images(owner=project_id) if ours(i)],
     }
 
 
@@ -118,7 +126,7 @@ def site_workflow(site: str, sites: dict[str, Any]) -> dict[str, float]:
     finally:
         cleanup(conn, created, site)
     timings["cleanup"] = time.monotonic() - t_start
-    leftovers = project_leftovers(conn, project_id)
+    leftovers = project_leftovers(conn, project_id, tag, set(created.values()))
     assert leftovers == {"volumes": [], "snapshots": [], "images": []}, f"{site}: left behind: {leftovers}"
     conn.close()
     return timings
