@@ -17,6 +17,7 @@ import base64
 import getpass
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -186,9 +187,18 @@ def pid_of(name: str) -> int | None:
     return pid if marker.strip() and marker.strip() in cmdline else None
 
 
-def start(name: str, argv: list[str], marker: str) -> None:
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def start(name: str, argv: list[str], marker: str, port: int) -> None:
     if pid_of(name):
         return
+    if port_in_use(port):
+        raise ServerError(f"{name}: port {port} on {HOST} is already in use by a process this script did not start "
+                          f"(another checkout's servers?); stop it or move the ports (BANK_SWIFT_PORT_BASE, BANK_MOTO_PORT)")
     log_path = LOGS / f"{name}.log"
     with open(log_path, "ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
@@ -304,12 +314,12 @@ def up() -> None:
     bin_dir = SWIFT_VENV / "bin"
     for server in ("account", "container", "object", "proxy"):
         conf = ETC / f"{server}-server.conf"
-        start(f"swift-{server}", [str(bin_dir / f"swift-{server}-server"), str(conf), "-v"], str(conf))
+        start(f"swift-{server}", [str(bin_dir / f"swift-{server}-server"), str(conf), "-v"], str(conf), SWIFT_PORTS[server])
     moto = Path(sys.executable).parent / "moto_server"
-    start("moto", [str(moto), "-H", HOST, "-p", str(MOTO_PORT)], f"-p {MOTO_PORT}")
+    start("moto", [str(moto), "-H", HOST, "-p", str(MOTO_PORT)], f"-p {MOTO_PORT}", MOTO_PORT)
     for server, port in SWIFT_PORTS.items():
         wait_ready(f"swift-{server}", f"http://{HOST}:{port}/healthcheck")
-    wait_ready("moto", f"http://{HOST}:{MOTO_PORT}/moto-api/data.json")
+    wait_ready("moto", f"http://{HOST}:{MOTO_PORT}/")  # ListBuckets: 200 when S3 is served
     write_bank_yml()
     log(f"ready in {time.monotonic() - started:.1f} s: Swift http://{HOST}:{PROXY_PORT} (Swift and S3 API), "
         f"moto http://{HOST}:{MOTO_PORT}; configs in {BANK_YML}")
