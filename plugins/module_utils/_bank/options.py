@@ -7,9 +7,9 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible.module_utils.basic import env_fallback
-
 # Type-specific options carry no default here so open_bank can tell "set for another type" from "unset".
+# Nor any environment fallback: the S3 backend reads AWS_* itself (boto3's own rules), so a file or
+# swift bank is not handed S3 settings from the environment.
 BANK_OPTION_SPEC: dict[str, t.Any] = dict(
     type=dict(type="str", required=True, choices=["file", "s3", "swift"]),
     create=dict(type="bool", default=False),
@@ -22,14 +22,14 @@ BANK_OPTION_SPEC: dict[str, t.Any] = dict(
     path=dict(type="path"),
     # s3
     bucket=dict(type="str"),
-    endpoint_url=dict(type="str", fallback=(env_fallback, ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])),
-    region=dict(type="str", fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
-    access_key=dict(type="str", no_log=False, fallback=(env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"])),
-    secret_key=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"])),
-    session_token=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"])),
-    profile=dict(type="str", fallback=(env_fallback, ["AWS_PROFILE"])),
+    endpoint_url=dict(type="str"),
+    region=dict(type="str"),
+    access_key=dict(type="str", no_log=False),
+    secret_key=dict(type="str", no_log=True),
+    session_token=dict(type="str", no_log=True),
+    profile=dict(type="str"),
     validate_certs=dict(type="bool"),
-    ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
+    ca_bundle=dict(type="path"),
     checksum_calculation=dict(type="str", choices=["when_supported", "when_required"]),
     # swift
     container=dict(type="str"),

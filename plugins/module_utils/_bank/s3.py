@@ -132,7 +132,8 @@ class S3Bank(Bank):
         if checksum_calculation:
             config_kwargs["request_checksum_calculation"] = checksum_calculation
             config_kwargs["response_checksum_validation"] = checksum_calculation
-        verify: bool | str = ca_bundle if (validate_certs and ca_bundle) else bool(validate_certs)
+        # None lets botocore take AWS_CA_BUNDLE or the profile's ca_bundle, as every AWS tool does.
+        verify: bool | str | None = (ca_bundle or None) if validate_certs else False
         try:
             session = boto3.session.Session(
                 aws_access_key_id=access_key or None,
