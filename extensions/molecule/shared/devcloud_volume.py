@@ -1,0 +1,45 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Test helper of the molecule scenarios: create or delete a devcloud volume by name.
+
+python devcloud_volume.py create CLOUD NAME [KEY=VALUE ...]   a 1 GiB volume with that metadata
+python devcloud_volume.py delete CLOUD NAME                   every volume of that name
+Prints {"changed": bool, "ids": [...]} as JSON. Both are idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import openstack
+
+
+def create(conn, name: str, pairs: list[str]) -> dict:
+    existing = [v for v in conn.block_storage.volumes() if v.name == name]
+    if existing:
+        return {"changed": False, "ids": [v.id for v in existing]}
+    metadata = dict(pair.split("=", 1) for pair in pairs)
+    volume = conn.block_storage.create_volume(name=name, size=1, metadata=metadata)
+    volume = conn.block_storage.wait_for_status(volume, "available", failures=["error"], interval=2, wait=300)
+    return {"changed": True, "ids": [volume.id]}
+
+
+def delete(conn, name: str) -> dict:
+    doomed = [v for v in conn.block_storage.volumes() if v.name == name]
+    for volume in doomed:
+        conn.block_storage.delete_volume(volume)
+    for volume in doomed:
+        conn.block_storage.wait_for_delete(volume, interval=2, wait=300)
+    return {"changed": bool(doomed), "ids": [v.id for v in doomed]}
+
+
+def main() -> None:
+    action, cloud, name = sys.argv[1:4]
+    conn = openstack.connect(cloud=cloud)
+    result = create(conn, name, sys.argv[4:]) if action == "create" else delete(conn, name)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
