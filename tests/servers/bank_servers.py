@@ -129,7 +129,7 @@ def configure_swift() -> None:
         key_file.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode())
     filters = {
         "catch_errors": "", "gatekeeper": "", "healthcheck": "", "proxy-logging": "", "listing_formats": "",
-        "bulk": "", "copy": "", "dlo": "", "versioned_writes": "", "symlink": "",
+        "bulk": "delete_concurrency = 4\n", "copy": "", "dlo": "", "versioned_writes": "", "symlink": "",
         "s3api": "location = us-east-1\nmax_upload_part_num = 10000\n",
         # Fernet tokens are self-contained: no memcached needed.
         "tempauth": f"user_test_tester = testing .admin\nfernet_key_k1 = {key_file.read_text()}\nactive_fernet_key_id = k1\n",
