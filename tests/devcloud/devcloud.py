@@ -21,12 +21,14 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +52,7 @@ PROJECT = "dr"
 DEFAULT_TYPE = "nfs"
 QUOTAS = {"volumes": 10, "snapshots": 10, "gigabytes": 20}
 SHARE_SIZE_GIB = 40
+DB_SERVICES = ("keystone", "glance", "cinder")
 
 SITES = {
     "site-a": {"region": "RegionA", "keystone": 31620, "glance": 31621, "cinder": 31622, "extra_type": "gold-a"},
@@ -479,17 +482,27 @@ def pools(name: str) -> list:
         conn.close()
 
 
-def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list) -> None:
-    site = SITES[name]
+def db_cache() -> Path:
+    """Freshly synced, still empty databases, kept across up/down until the pinned versions change."""
+    pins = (ROOT / "tests" / "devcloud" / "requirements.txt").read_bytes()
+    return DC / "cache" / f"db-{hashlib.sha256(pins).hexdigest()[:16]}"
+
+
+def databases(name: str, env: dict) -> None:
+    """The three sqlite databases: copied from the cache, or db_sync'ed side by side (and cached)."""
+    base = site_dirs(name)["base"]
+    cache = db_cache()
+    if all((cache / f"{svc}.sqlite").exists() for svc in DB_SERVICES):
+        for svc in DB_SERVICES:
+            shutil.copyfile(cache / f"{svc}.sqlite", base / f"{svc}.sqlite")
+        # cinder-manage db sync creates the __DEFAULT__ volume type with a random id: one per site.
+        database = sqlite3.connect(base / "cinder.sqlite")
+        with database:
+            database.execute("UPDATE volume_types SET id = ? WHERE name = '__DEFAULT__'", (str(uuid.uuid4()),))
+        database.close()
+        return
     dirs = site_dirs(name)
     venv_bin = VENV / "bin"
-    env = service_env()
-    started: list[Proc] = []
-
-    configure_site(name)
-    mount_share(name)
-
-    # Databases: the three syncs run side by side.
     sync_cmds = {
         "keystone": [str(venv_bin / "keystone-manage"), "--config-file", str(dirs["keystone_conf"]), "db_sync"],
         "glance": [str(venv_bin / "glance-manage"), "--config-dir", str(dirs["glance_dir"]), "db_sync"],
@@ -503,23 +516,47 @@ def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list)
         except DevcloudError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=sync, args=(svc,)) for svc in ("glance", "cinder")]
+    threads = [threading.Thread(target=sync, args=(svc,)) for svc in DB_SERVICES]
     for thread in threads:
         thread.start()
-    sync("keystone")
-    if not errors:
-        kman = [str(venv_bin / "keystone-manage"), "--config-file", str(dirs["keystone_conf"])]
-        run(f"{name}-keystone", kman + ["fernet_setup", "--keystone-user", "root", "--keystone-group", "root"], env)
-        run(f"{name}-keystone", kman + ["credential_setup", "--keystone-user", "root", "--keystone-group", "root"], env)
-        keystone_url = f"http://127.0.0.1:{site['keystone']}/v3"
-        run(f"{name}-keystone", kman + [
-            "bootstrap", "--bootstrap-password", ADMIN_PASSWORD, "--bootstrap-region-id", site["region"],
-            "--bootstrap-admin-url", keystone_url, "--bootstrap-internal-url", keystone_url,
-            "--bootstrap-public-url", keystone_url], env)
     for thread in threads:
         thread.join()
     if errors:
         raise errors[0]
+    if name == next(iter(SITES)):
+        partial = cache.with_name(cache.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for svc in DB_SERVICES:
+            shutil.copyfile(base / f"{svc}.sqlite", partial / f"{svc}.sqlite")
+        shutil.rmtree(cache, ignore_errors=True)
+        partial.rename(cache)
+
+
+def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list) -> None:
+    site = SITES[name]
+    dirs = site_dirs(name)
+    venv_bin = VENV / "bin"
+    env = service_env()
+    started: list[Proc] = []
+
+    configure_site(name)
+    mount_share(name)
+
+    databases(name, env)
+    # Fernet keys for tokens and credentials, as keystone-manage fernet_setup/credential_setup write
+    # them (0 staged, 1 primary), without two more keystone-manage runs.
+    for folder in (dirs["base"] / "keystone-fernet", dirs["base"] / "keystone-credential"):
+        folder.chmod(0o700)
+        for index in ("0", "1"):
+            (folder / index).write_bytes(base64.urlsafe_b64encode(os.urandom(32)))
+            (folder / index).chmod(0o600)
+    keystone_url = f"http://127.0.0.1:{site['keystone']}/v3"
+    run(f"{name}-keystone", [
+        str(venv_bin / "keystone-manage"), "--config-file", str(dirs["keystone_conf"]),
+        "bootstrap", "--bootstrap-password", ADMIN_PASSWORD, "--bootstrap-region-id", site["region"],
+        "--bootstrap-admin-url", keystone_url, "--bootstrap-internal-url", keystone_url,
+        "--bootstrap-public-url", keystone_url], env)
 
     uwsgi = str(venv_bin / "uwsgi")
     keystone = Proc(f"{name}-keystone", [uwsgi, "--ini", str(dirs["etc"] / "keystone-uwsgi.ini")], env)
@@ -710,11 +747,13 @@ def devcloud_pids() -> set[int]:
 
 
 def cmd_down() -> int:
-    if (STATE / "rabbitmq").exists() and Path("/usr/sbin/rabbitmqctl").exists():
-        subprocess.run(["/usr/sbin/rabbitmqctl", "-n", "devcloud@localhost", "--timeout", "20", "stop"],
-                       env=rabbit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=40, check=False)
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+    started = time.monotonic()
+    # SIGTERM to every process group (RabbitMQ 3.10 stops cleanly on SIGTERM), SIGKILL what is left.
+    stopped = 0
+    # A short grace: oslo.service would wait up to graceful_shutdown_timeout (60 s) for cinder-volume.
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
         pids = devcloud_pids()
+        stopped = max(stopped, len(pids))
         for pid in pids:
             try:
                 os.kill(pid, sig)
@@ -750,6 +789,8 @@ def cmd_down() -> int:
             path.unlink(missing_ok=True)
     for problem in problems:
         print(f"devcloud: down: {problem}", file=sys.stderr)
+    if stopped or mounts:
+        log(f"stopped {stopped} processes, unmounted {len(mounts)} shares ({time.monotonic() - started:.1f} s)")
     return 1 if problems else 0
 
 

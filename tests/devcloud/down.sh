@@ -10,6 +10,15 @@ quiet=false
 [ "${1:-}" = "--quiet" ] && quiet=true
 say() { $quiet || echo "devcloud: $*"; }
 status=0
+mkdir -p "$dc"
+if [ -z "${DEVCLOUD_LOCK_HELD:-}" ]; then
+    # One up or down at a time in this checkout (up.sh holds the lock when it calls us).
+    exec 9>"$dc/.lock"
+    if ! flock -w 600 9; then
+        echo "devcloud: FAILED: another devcloud up/down still holds $dc/.lock after 600 s" >&2
+        exit 1
+    fi
+fi
 
 if ! $quiet; then
     if [ -f "$root/tests/servers/bank_servers.py" ]; then

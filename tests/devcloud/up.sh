@@ -17,6 +17,13 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 mkdir -p "$dc/logs"
+# One up or down at a time in this checkout (several people and test runs may share it).
+exec 9>"$dc/.lock"
+if ! flock -w 600 9; then
+    say "FAILED: another devcloud up/down still holds $dc/.lock after 600 s" >&2
+    exit 1
+fi
+export DEVCLOUD_LOCK_HELD=1
 
 # Already up and healthy: nothing to do but prove it.
 if [ -x "$venv/bin/python" ] && [ -f "$venv/.installed" ] && "$venv/bin/python" "$here/devcloud.py" running >/dev/null 2>&1; then
@@ -62,7 +69,7 @@ else
     fi
 
     # Fresh logs for a fresh start: only ours (the bank server writes its own logs here too).
-    rm -f "$dc/logs"/rabbitmq.log "$dc/logs"/devcloud@localhost*.log "$dc/logs"/site-[ab]-*.log
+    rm -f "$dc/logs"/rabbitmq.log "$dc/logs"/erl_crash.dump "$dc/logs"/devcloud@localhost*.log "$dc/logs"/site-[ab]-*.log
     if ! "$venv/bin/python" "$here/devcloud.py" up; then
         say "FAILED after $(($(date +%s) - start)) s; cleaning up (logs stay in $dc/logs)" >&2
         "$here/down.sh" --quiet || true
