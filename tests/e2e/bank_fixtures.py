@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-BANK_YML = ROOT / ".devcloud" / "bank.yml"
+# BANK_DEVCLOUD_DIR points at another set of servers (see tests/servers/bank_servers.py).
+BANK_YML = Path(os.environ.get("BANK_DEVCLOUD_DIR") or ROOT / ".devcloud") / "bank.yml"
 BACKENDS = ("file", "swift", "swift_s3", "moto")
 SERVER_BACKENDS = ("swift", "swift_s3", "moto")
 

@@ -8,7 +8,9 @@
 Writes .devcloud/bank.yml with ready-to-use `bank` option dicts (swift_s3, swift, moto),
 without bucket or container: each test adds its own. `up` is idempotent; `down` leaves
 nothing running. Ports can be moved with BANK_SWIFT_PORT_BASE (default 36080: the proxy;
-account/container/object on +1/+2/+3) and BANK_MOTO_PORT (default 36500).
+account/container/object on +1/+2/+3) and BANK_MOTO_PORT (default 36500); the state
+(data, logs, pids, bank.yml) by BANK_DEVCLOUD_DIR (default .devcloud), so a second set of
+servers can run beside the first. The Swift venv is always .devcloud/swift-venv.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DEVCLOUD = ROOT / ".devcloud"
-SWIFT_VENV = DEVCLOUD / "swift-venv"
+DEVCLOUD = Path(os.environ.get("BANK_DEVCLOUD_DIR") or ROOT / ".devcloud").resolve()
+SWIFT_VENV = ROOT / ".devcloud" / "swift-venv"
 SWIFT_DIR = DEVCLOUD / "swift"
 ETC = SWIFT_DIR / "etc"
 DEVICES = SWIFT_DIR / "srv"
