@@ -13,7 +13,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import api_errors, call, is_not_found
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import api_errors, call, is_not_found, status_code
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import DEFAULT_STEP_TIMEOUT, cloud_location
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import TAG_KEYS, TemporaryResources
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import (
@@ -40,7 +40,8 @@ def find_volume(conn: t.Any, name_or_id: str) -> t.Any:
     try:
         volume = conn.block_storage.get_volume(name_or_id)
     except api_errors() as error:
-        if not is_not_found(error):
+        # Cinder answers 404 for an unknown id and 400 ("Malformed request url") for a non-id.
+        if not (is_not_found(error) or status_code(error) == 400):
             raise OpenStackError(f"Failed to look up volume {name_or_id!r}: {error}") from error
     if volume is None:
         # By name, filtered client-side: Cinder refuses a `name` filter unless its resource_filters allow it.
