@@ -169,3 +169,18 @@ def test_unknown_named_cloud_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "clouds.yaml").write_text("clouds: {}\n")
     with pytest.raises(OpenStackError, match="no-such-cloud"):
         connection.connect({"cloud": "no-such-cloud", "interface": "public"})
+
+
+def test_doc_fragment_documents_the_argument_spec_exactly():
+    import yaml  # pylint: disable=import-outside-toplevel
+    from ansible_collections.openstack_dr.bank.plugins.doc_fragments.openstack import ModuleDocFragment  # pylint: disable=import-outside-toplevel
+
+    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+    spec = connection.openstack_argument_spec()
+    assert set(documented) == set(spec)
+    for name, option in spec.items():
+        doc = documented[name]
+        assert option.get("type", "str") == doc.get("type", "str"), name
+        assert option.get("default") == doc.get("default"), name
+        assert sorted(option.get("aliases", [])) == sorted(doc.get("aliases", [])), name
+        assert sorted(option.get("choices", [])) == sorted(doc.get("choices", [])), name
