@@ -40,14 +40,19 @@ else
     for pkg in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
+    apt_pid=""
     if [ "${#missing[@]}" -gt 0 ]; then
+        # In the background, side by side with the pip install below.
         say "installing Debian packages: ${missing[*]}"
-        t0=$(date +%s)
-        apt-get update -qq >"$dc/logs/apt.log" 2>&1 || { say "FAILED: apt-get update; log: $dc/logs/apt.log" >&2; tail -20 "$dc/logs/apt.log" >&2; exit 1; }
         # policy-rc.d keeps the package's own RabbitMQ from starting where the machine has one; we start ours.
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$dc/logs/apt.log" 2>&1 \
-            || { say "FAILED: apt-get install; log: $dc/logs/apt.log" >&2; tail -20 "$dc/logs/apt.log" >&2; exit 1; }
-        say "Debian packages installed ($(($(date +%s) - t0)) s)"
+        (
+            t0=$(date +%s)
+            set -e
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+            echo "apt: $(($(date +%s) - t0)) s"
+        ) >"$dc/logs/apt.log" 2>&1 &
+        apt_pid=$!
     fi
 
     # The OpenStack services, pinned, in their own venv; reinstalled when the pins change.
@@ -66,6 +71,15 @@ else
             || { say "FAILED: the venv does not import the services" >&2; exit 1; }
         echo "$want" >"$venv/.installed"
         say "venv installed ($(($(date +%s) - t0)) s)"
+    fi
+
+    if [ -n "$apt_pid" ]; then
+        if ! wait "$apt_pid"; then
+            say "FAILED: apt-get update/install; log: $dc/logs/apt.log" >&2
+            tail -20 "$dc/logs/apt.log" >&2
+            exit 1
+        fi
+        say "Debian packages installed ($(tail -1 "$dc/logs/apt.log"))"
     fi
 
     # Fresh logs for a fresh start: only ours (the bank server writes its own logs here too).
