@@ -16,6 +16,7 @@ servers can run beside the first. The Swift venv is always .devcloud/swift-venv.
 from __future__ import annotations
 
 import base64
+import fcntl
 import getpass
 import os
 import signal
@@ -141,7 +142,9 @@ def configure_swift() -> None:
         f"{common}bind_port = {SWIFT_PORTS['proxy']}\nlog_name = proxy-server\n\n"
         "[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk s3api tempauth"
         " copy slo dlo versioned_writes symlink proxy-logging proxy-server\n\n"
-        "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n\n"
+        "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n"
+        # One node of each kind: never stop talking to it for a minute after a restart.
+        "error_suppression_interval = 1\n\n"
     )
     for name, settings in filters.items():
         egg = name.replace("-", "_")
@@ -347,12 +350,16 @@ def main(argv: list[str]) -> int:
         print(f"usage: {argv[0]} up|down|status", file=sys.stderr)
         return 2
     try:
-        if argv[1] == "up":
-            up()
-        elif argv[1] == "down":
-            down()
-        else:
-            return status()
+        DEVCLOUD.mkdir(parents=True, exist_ok=True)
+        with open(DEVCLOUD / "bank-servers.lock", "w", encoding="utf-8") as lock:
+            # Concurrent up/down from several shells run one after the other, never interleaved.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if argv[1] == "up":
+                up()
+            elif argv[1] == "down":
+                down()
+            else:
+                return status()
     except (ServerError, subprocess.SubprocessError, OSError) as exc:
         print(f"bank-servers: {exc}", file=sys.stderr)
         return 1
