@@ -21,14 +21,12 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -468,6 +466,11 @@ def cinder_setup(name: str) -> None:
             conn.block_storage.create_type(name=tname, is_public=True,
                                            extra_specs={"volume_backend_name": "nfs"},
                                            description=f"devcloud {name} type on the NFS backend")
+    # db sync's __DEFAULT__ type would be a third type at each site (with the same id at both, from
+    # the database cache): with default_volume_type set, Cinder lets it go.
+    legacy = conn.block_storage.find_type("__DEFAULT__")
+    if legacy:
+        conn.block_storage.delete_type(legacy)
     resp = conn.block_storage.put(f"/os-quota-sets/{project.id}", json={"quota_set": dict(QUOTAS)})
     if resp.status_code >= 300:
         raise DevcloudError(f"{name}-cinder-api", f"setting quotas failed: {resp.status_code} {resp.text}",
@@ -495,11 +498,6 @@ def databases(name: str, env: dict) -> None:
     if all((cache / f"{svc}.sqlite").exists() for svc in DB_SERVICES):
         for svc in DB_SERVICES:
             shutil.copyfile(cache / f"{svc}.sqlite", base / f"{svc}.sqlite")
-        # cinder-manage db sync creates the __DEFAULT__ volume type with a random id: one per site.
-        database = sqlite3.connect(base / "cinder.sqlite")
-        with database:
-            database.execute("UPDATE volume_types SET id = ? WHERE name = '__DEFAULT__'", (str(uuid.uuid4()),))
-        database.close()
         return
     dirs = site_dirs(name)
     venv_bin = VENV / "bin"
