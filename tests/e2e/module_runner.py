@@ -16,14 +16,16 @@ COLLECTIONS = REPO / ".cache" / "collections"
 
 
 class ModuleRun:
-    def __init__(self, result: dict, stdout: str, stderr: str) -> None:
+    def __init__(self, result: dict, stdout: str, stderr: str, returncode: int = 0) -> None:
         self.result = result
+        self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
 
     @property
     def failed(self) -> bool:
-        return bool(self.result.get("failed"))
+        # The tree callback stores the module's own result, which has no "failed" key: the exit code tells.
+        return self.returncode != 0 or bool(self.result.get("failed"))
 
     def __getitem__(self, key):
         return self.result[key]
@@ -52,4 +54,4 @@ def run_module(name: str, args: dict, check: bool = False, env: dict | None = No
             result = json.loads((pathlib.Path(tree) / "localhost").read_text())
         except (OSError, ValueError) as exc:
             raise AssertionError(f"ansible wrote no result ({exc}):\n{completed.stdout}\n{completed.stderr}") from exc
-    return ModuleRun(result, completed.stdout, completed.stderr)
+    return ModuleRun(result, completed.stdout, completed.stderr, completed.returncode)

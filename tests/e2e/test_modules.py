@@ -189,7 +189,7 @@ def test_backup_at_a_restore_at_b_is_byte_identical(sites, site_a, site_b, sourc
 
     backup = run_module("volume_glance_backup", backup_args(volume.id, bank, "e2e-full"), env=env)
     assert not backup.failed, backup.result
-    assert backup["changed"] and backup["copy_mode"] == "direct"
+    assert backup["changed"] and backup["copy_mode"] == "direct", backup.result
     assert backup["backup"]["hashes"]["sha256"] == expected_sha256
     assert backup["stats"]["zero_bytes_skipped"] >= 400 * MIB
     assert backup["stats"]["bytes_written"] < 250 * MIB  # random data stays, text compresses, zeros vanish
