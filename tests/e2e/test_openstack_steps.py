@@ -353,7 +353,7 @@ def test_reader_error_propagates_and_the_image_is_removed(site_b):
             temps.record("image", image.id, image.name)
             reader = PayloadReader(make_payload("bad"), fail_after=2 * 1024 * 1024)
             restore_steps.upload_image_data(site_b, image, reader, PAYLOAD_SIZE, timeout=STEP_TIMEOUT)
-    assert [r["type"] for r in temps.report["removed"]] == ["image"]
+    assert [r["type"] for r in temps.report["removed"]] == ["image"], temps.report
     assert_nothing_tagged_left(site_b, temps.run_id)
 
 

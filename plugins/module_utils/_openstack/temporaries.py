@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime
 import signal
 import threading
+import time
 import typing as t
 import uuid
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import api_errors, call, is_not_found
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError, OpenStackError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import api_errors, call, is_not_found, status_code
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import (
     SNAPSHOT_DELETABLE_STATUSES,
     VOLUME_DELETABLE_STATUSES,
@@ -191,18 +192,39 @@ def _wait_deletable(conn: t.Any, kind: str, resource_id: str, timeout: float) ->
     return found is not None
 
 
+def _delete(kind: str, resource_id: str, delete: t.Callable[..., t.Any], timeout: float) -> None:
+    """Send the delete, retrying a 409 or 5xx until the deadline.
+
+    An aborted image upload can still hold Glance's row for a moment (a 500 on SQLite, a 409
+    elsewhere): the removal must not give up on the first refusal.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 1.0
+    while True:
+        try:
+            delete(resource_id, ignore_missing=True)
+            return
+        except api_errors() as error:
+            code = status_code(error)
+            transient = code == 409 or (code is not None and code >= 500)
+            if not transient or time.monotonic() + delay > deadline:
+                raise OpenStackError(f"Failed to delete {kind} {resource_id}: {error}", resource_type=kind, resource_id=resource_id) from error
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
 def remove_temporary(conn: t.Any, kind: str, resource_id: str, timeout: float) -> None:
     """Delete one image, volume or snapshot and wait until it is gone; raises OpenStackError."""
     if kind == "image":
-        call(f"delete image {resource_id}", conn.image.delete_image, resource_id, ignore_missing=True)
+        _delete("image", resource_id, conn.image.delete_image, timeout)
         wait_gone("image", resource_id, conn.image.get_image, timeout)
     elif kind == "volume":
         if _wait_deletable(conn, "volume", resource_id, timeout):
-            call(f"delete volume {resource_id}", conn.block_storage.delete_volume, resource_id, ignore_missing=True)
+            _delete("volume", resource_id, conn.block_storage.delete_volume, timeout)
             wait_gone("volume", resource_id, conn.block_storage.get_volume, timeout)
     elif kind == "snapshot":
         if _wait_deletable(conn, "snapshot", resource_id, timeout):
-            call(f"delete snapshot {resource_id}", conn.block_storage.delete_snapshot, resource_id, ignore_missing=True)
+            _delete("snapshot", resource_id, conn.block_storage.delete_snapshot, timeout)
             wait_gone("snapshot", resource_id, conn.block_storage.get_snapshot, timeout)
     else:
         raise ValueError(f"unknown temporary kind {kind!r}")

@@ -24,6 +24,8 @@ class FakeService:
         self.items: dict[str, dict[str, t.Any]] = {}
         self.log = log
         self.fail_delete: set[str] = set()
+        # id -> how many deletes answer 500 first (a busy Glance/Cinder database).
+        self.busy_deletes: dict[str, int] = {}
         self.kind_prefix = kind_prefix
 
     def _get(self, kind: str, resource_id: str) -> t.Any:
@@ -36,6 +38,9 @@ class FakeService:
         self.log.append((kind, resource_id))
         if resource_id in self.fail_delete:
             raise sdk_exceptions.HttpException(f"cannot delete {kind} {resource_id}")
+        if self.busy_deletes.get(resource_id, 0) > 0:
+            self.busy_deletes[resource_id] -= 1
+            raise sdk_exceptions.HttpException("database is locked", http_status=500)
         self.items.get(kind, {}).pop(resource_id, None)
 
     def add(self, kind: str, item: t.Any) -> t.Any:

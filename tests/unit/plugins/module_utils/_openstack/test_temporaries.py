@@ -107,3 +107,12 @@ def test_volume_still_creating_is_waited_for_then_deleted():
     conn.block_storage.add("volume", Volume())
     temporaries.remove_temporary(conn, "volume", "v5", timeout=30)
     assert conn.deleted == [("volume", "v5")]
+
+
+def test_removal_retries_a_busy_server(monkeypatch):
+    monkeypatch.setattr(temporaries.time, "sleep", lambda seconds: None)
+    conn = FakeConnection()
+    conn.image.add("image", resource(id="i7", name="dr-bank-tmp-i"))
+    conn.image.busy_deletes["i7"] = 2
+    temporaries.remove_temporary(conn, "image", "i7", timeout=60)
+    assert conn.deleted == [("image", "i7")] * 3 and not conn.image.items["image"]
