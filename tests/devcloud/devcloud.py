@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -51,6 +52,9 @@ DEFAULT_TYPE = "nfs"
 QUOTAS = {"volumes": 10, "snapshots": 10, "gigabytes": 20}
 SHARE_SIZE_GIB = 40
 DB_SERVICES = ("keystone", "glance", "cinder")
+# cinder-api, -scheduler and -volume write one sqlite file at once: wait for the lock (seconds) rather
+# than fail with "database is locked" (sqlite's default is 5 s), and use WAL so readers never block.
+SQLITE_BUSY_TIMEOUT = 60
 
 SITES = {
     "site-a": {"region": "RegionA", "keystone": 31620, "glance": 31621, "cinder": 31622, "extra_type": "gold-a"},
@@ -250,7 +254,7 @@ def configure_site(name: str) -> None:
 
     write(dirs["keystone_conf"], ini({
         "DEFAULT": {"use_stderr": "true", "debug": "false"},
-        "database": {"connection": f"sqlite:///{base}/keystone.sqlite"},
+        "database": {"connection": f"sqlite:///{base}/keystone.sqlite?timeout={SQLITE_BUSY_TIMEOUT}"},
         "token": {"provider": "fernet", "expiration": "14400"},
         "fernet_tokens": {"key_repository": f"{base}/keystone-fernet"},
         "fernet_receipts": {"key_repository": f"{base}/keystone-fernet"},
@@ -269,7 +273,7 @@ def configure_site(name: str) -> None:
             "public_endpoint": f"http://127.0.0.1:{site['glance']}",
             "image_cache_dir": f"{base}/glance-cache",
         },
-        "database": {"connection": f"sqlite:///{base}/glance.sqlite"},
+        "database": {"connection": f"sqlite:///{base}/glance.sqlite?timeout={SQLITE_BUSY_TIMEOUT}"},
         "glance_store": {"default_backend": "local"},
         "local": {"filesystem_store_datadir": f"{base}/glance-images"},
         "os_glance_staging_store": {"filesystem_store_datadir": f"{base}/glance-staging"},
@@ -320,7 +324,7 @@ def configure_site(name: str) -> None:
             "periodic_interval": "10",
             "rpc_response_timeout": "120",
         },
-        "database": {"connection": f"sqlite:///{base}/cinder.sqlite"},
+        "database": {"connection": f"sqlite:///{base}/cinder.sqlite?timeout={SQLITE_BUSY_TIMEOUT}"},
         "keystone_authtoken": authtoken(site, "cinder"),
         "oslo_concurrency": {"lock_path": f"{base}/locks"},
         "oslo_messaging_notifications": {"driver": "noop"},
@@ -493,6 +497,15 @@ def db_cache() -> Path:
 
 def databases(name: str, env: dict) -> None:
     """The three sqlite databases: copied from the cache, or db_sync'ed side by side (and cached)."""
+    base = site_dirs(name)["base"]
+    sync_or_copy_databases(name, env)
+    for svc in DB_SERVICES:
+        database = sqlite3.connect(base / f"{svc}.sqlite")
+        database.execute("PRAGMA journal_mode=WAL")
+        database.close()
+
+
+def sync_or_copy_databases(name: str, env: dict) -> None:
     base = site_dirs(name)["base"]
     cache = db_cache()
     if all((cache / f"{svc}.sqlite").exists() for svc in DB_SERVICES):
