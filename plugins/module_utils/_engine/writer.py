@@ -24,7 +24,9 @@ import typing as t
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
+    CHUNKS_PREFIX,
     chunk_key,
+    digest_from_chunk_key,
     manifest_key,
     progress_key,
 )
@@ -32,6 +34,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks im
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import IntegrityError, InvalidInputError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import (
     COLLECTION_VERSION,
+    DIGEST_SIZE,
     MANIFEST_FORMAT,
     MANIFEST_FORMAT_VERSION,
     ChunkMap,
@@ -85,10 +88,11 @@ def rechunk(pieces: t.Iterable[bytes], chunk_size: int) -> t.Iterator[bytes]:
 class _StreamHasher:
     """Hashes the whole stream in a thread of its own, fed in order through a bounded queue."""
 
-    def __init__(self, algorithm: str) -> None:
+    def __init__(self, algorithm: str, depth: int) -> None:
         self.algorithm = algorithm
         self._hash = hashlib.new(algorithm)
-        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        # Room for a few chunks, so a slow hash does not stall the cutting of the next chunk.
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._run, name=f"hash-{algorithm}", daemon=True)
         self._thread.start()
 
@@ -117,6 +121,39 @@ class _StreamHasher:
             except queue.Empty:
                 pass
             self._queue.put(None)
+
+
+class StoredChunkIndex:
+    """The ids of the chunks a bank held when the backup started: one listing instead of a request per chunk.
+
+    Packed and sorted (32 bytes per chunk, 8 MiB for a full 1 TiB volume) rather than a set of bytes
+    objects, which would cost about four times as much memory.
+    """
+
+    def __init__(self, digests: t.Iterable[bytes]) -> None:
+        ordered = sorted(set(digests))
+        self._packed = b"".join(ordered)
+        self._count = len(ordered)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, digest: bytes) -> bool:
+        low, high = 0, self._count
+        while low < high:
+            middle = (low + high) // 2
+            candidate = self._packed[middle * DIGEST_SIZE:(middle + 1) * DIGEST_SIZE]
+            if candidate == digest:
+                return True
+            if candidate < digest:
+                low = middle + 1
+            else:
+                high = middle
+        return False
+
+    @classmethod
+    def from_bank(cls, bank: Bank) -> StoredChunkIndex:
+        return cls(digest for digest in (digest_from_chunk_key(entry.key) for entry in bank.list(CHUNKS_PREFIX)) if digest)
 
 
 class BackupStats:
@@ -157,7 +194,7 @@ class BackupWriter:
     def __init__(self, bank: Bank, codec: ChunkCodec, *, backup_id: str, backup_name: str,
                  description: str = "", source: dict | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  parallelism: int = 4, expected_size: int | None = None,
-                 extra_hash: tuple[str, str | None] = ("sha512", None), progress_interval: float = 30.0,
+                 extra_hash: tuple[str | None, str | None] = (None, None), progress_interval: float = 30.0,
                  lock_wait_timeout: float = 600.0) -> None:
         self.bank = bank
         self.codec = codec
@@ -168,13 +205,15 @@ class BackupWriter:
         self.chunk_size = validate_chunk_size(chunk_size)
         self.parallelism = validate_parallelism(parallelism)
         self.expected_size = expected_size
-        # (algorithm, expected hex digest or None), e.g. Glance's os_hash_algo and os_hash_value.
+        # (algorithm, expected hex digest), e.g. Glance's os_hash_algo and os_hash_value: computed only
+        # when there is something to check it against, since hashing is the costliest step of a backup.
         self.extra_hash_algorithm, self.extra_hash_expected = extra_hash
         self.progress_interval = progress_interval
         self.lock_wait_timeout = lock_wait_timeout
         self.stats = BackupStats()
         self._zero_chunk = bytes(self.chunk_size)
         self._known_chunks: set[bytes] = set()
+        self._stored_chunks = StoredChunkIndex(())
         self._known_lock = threading.Lock()
         self._created_at = utc_now()
         self._last_progress = 0.0
@@ -185,23 +224,18 @@ class BackupWriter:
 
     def _store_chunk(self, chunk: bytes) -> tuple[bytes, bool, int]:
         digest = self.codec.identity(chunk)
-        # Claimed before the bank is asked, so a chunk repeated within the run is stored once;
+        if digest in self._stored_chunks:
+            return digest, False, 0
+        # Claimed before the upload, so a chunk repeated within the run is stored once;
         # if the claiming upload fails the whole backup fails, so the claim never hides a gap.
         with self._known_lock:
             seen = digest in self._known_chunks
             self._known_chunks.add(digest)
         if seen:
             return digest, False, 0
-        key = chunk_key(digest)
-        if self.bank.exists(key):
-            stored = False
-            written = 0
-        else:
-            blob = self.codec.encode(digest, chunk)
-            self.bank.put(key, blob)
-            stored = True
-            written = len(blob)
-        return digest, stored, written
+        blob = self.codec.encode(digest, chunk)
+        self.bank.put(chunk_key(digest), blob)
+        return digest, True, len(blob)
 
     # -- progress, for bank_backup_info and resumed runs -----------------------------------------
 
@@ -237,6 +271,8 @@ class BackupWriter:
         self._lock.acquire()
         try:
             self._write_progress("in_progress", force=True)
+            # Listed under the shared lock: no deletion can remove a listed chunk until we are done.
+            self._stored_chunks = StoredChunkIndex.from_bank(self.bank)
             self._manifest = self._store_chunks(pieces)
         except BaseException as exc:
             self.abort(exc)
@@ -272,9 +308,9 @@ class BackupWriter:
     def _store_chunks(self, pieces: t.Iterable[bytes]) -> Manifest:
         chunk_map = ChunkMap()
         stats = self.stats
-        hashers = [_StreamHasher("sha256")]
-        if self.extra_hash_algorithm and self.extra_hash_algorithm != "sha256":
-            hashers.append(_StreamHasher(self.extra_hash_algorithm))
+        hashers = [_StreamHasher("sha256", self.parallelism * 2)]
+        if self.extra_hash_algorithm and self.extra_hash_expected and self.extra_hash_algorithm != "sha256":
+            hashers.append(_StreamHasher(self.extra_hash_algorithm, self.parallelism * 2))
         # Twice the workers keeps every thread busy while bounding memory to a few chunks.
         max_in_flight = self.parallelism * 2
         in_flight: collections.deque = collections.deque()
