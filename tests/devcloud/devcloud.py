@@ -8,7 +8,7 @@ Runs with the devcloud venv's Python (.devcloud/venv/bin/python), as root:
     devcloud.py down      stop every process, unmount the shares, free the loop devices
     devcloud.py rss       print the summed RSS of the devcloud's processes (and the bank's)
 
-Everything lives under .devcloud/ in the repository root (or $DEVCLOUD_DIR).
+Everything lives under .devcloud/ in the repository root (found from this file's path).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DC = Path(os.environ.get("DEVCLOUD_DIR") or ROOT / ".devcloud").resolve()
+DC = (ROOT / ".devcloud").resolve()
 VENV = DC / "venv"
 STATE = DC / "state"
 LOGS = DC / "logs"

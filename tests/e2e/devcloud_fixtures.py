@@ -6,7 +6,6 @@ Tests that use these fixtures FAIL (never skip) when the devcloud is not up.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEVCLOUD_DIR = Path(os.environ.get("DEVCLOUD_DIR") or REPO_ROOT / ".devcloud")
+DEVCLOUD_DIR = REPO_ROOT / ".devcloud"
 SITES_YML = DEVCLOUD_DIR / "sites.yml"
 SITE_NAMES = ("site-a", "site-b")
 
