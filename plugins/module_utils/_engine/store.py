@@ -143,10 +143,11 @@ class BackupStore:
 
     def verify_backup(self, backup: str, mode: str = "presence", percent: float = 100.0) -> dict:
         """``presence``: every chunk exists. ``data``: read and check every chunk (or a random share)."""
-        codec = self._open_codec(initialise=False)
-        manifest = self.load_manifest(backup) if codec is not None else None
+        manifest = self.load_manifest(backup)
         if manifest is None:
             raise InvalidInputError(f"No complete backup {backup!r} in the bank {self.bank.description}")
+        # Presence needs no key; reading the data back does.
+        codec = self._open_codec(initialise=False) if mode == "data" else None
         digests = manifest.chunk_map.unique_data_digests()
         present = {digest for digest in self._stored_chunk_sizes() if digest in digests}
         missing = sorted(digest.hex() for digest in digests - present)
