@@ -7,6 +7,7 @@
 #   4. deletes the demo volume at site A.
 # The devcloud stays up afterwards (`make devcloud-down` stops it). The drill removes its restored
 # volume and its backups; nothing of the demo is left at either site or in the bank.
+# DR_DEMO_SKIP_UP=1 skips step 1 (for a devcloud known to be up, or one started by other means).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
