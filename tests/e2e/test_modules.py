@@ -314,8 +314,8 @@ def test_backup_info_lists_filters_verifies_and_shows_progress(sites, banks, sou
         yield random.Random(2).randbytes(MIB)
 
     with open_bank(dict(bank, create=False)) as engine_bank:
-        writer = BackupStore(engine_bank, PASSPHRASE).backup_writer("e2e-in-progress", chunk_size=MIB, progress_interval=0,
-                                                                     expected_size=3 * MIB)
+        store = BackupStore(engine_bank, PASSPHRASE)
+        writer = store.backup_writer("e2e-in-progress", chunk_size=MIB, progress_interval=0, expected_size=3 * MIB)
         thread = threading.Thread(target=writer.write, args=(slow_source(),))
         thread.start()
         try:
