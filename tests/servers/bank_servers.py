@@ -7,8 +7,8 @@
 - A moto S3 server from the test venv (the Python running this script).
 Writes .devcloud/bank.yml with ready-to-use `bank` option dicts (swift_s3, swift, moto),
 without bucket or container: each test adds its own. `up` is idempotent; `down` leaves
-nothing running. Ports can be moved with BANK_SWIFT_PORT_BASE (default 36080: the proxy;
-account/container/object on +1/+2/+3) and BANK_MOTO_PORT (default 36500); the state
+nothing running. Ports can be moved with BANK_SWIFT_PORT_BASE (default 31680: the proxy;
+account/container/object on +1/+2/+3) and BANK_MOTO_PORT (default 31700); the state
 (data, logs, pids, bank.yml) by BANK_DEVCLOUD_DIR (default .devcloud), so a second set of
 servers can run beside the first. The Swift venv is always .devcloud/swift-venv.
 """
@@ -39,9 +39,10 @@ PIDS = DEVCLOUD / "bank-pids"
 BANK_YML = DEVCLOUD / "bank.yml"
 
 HOST = "127.0.0.1"
-PROXY_PORT = int(os.environ.get("BANK_SWIFT_PORT_BASE", "36080"))
+# Below Linux's ephemeral range (32768-60999), where a client socket once took a server's port.
+PROXY_PORT = int(os.environ.get("BANK_SWIFT_PORT_BASE", "31680"))
 SWIFT_PORTS = {"proxy": PROXY_PORT, "account": PROXY_PORT + 1, "container": PROXY_PORT + 2, "object": PROXY_PORT + 3}
-MOTO_PORT = int(os.environ.get("BANK_MOTO_PORT", "36500"))
+MOTO_PORT = int(os.environ.get("BANK_MOTO_PORT", "31700"))
 
 # Swift and the dependencies it was verified with (PyECLib's wheel bundles liberasurecode).
 SWIFT_REQUIREMENTS = [

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small fault-injecting HTTP proxy for tests of retries: put it between a client and a real server.
 
-    with FaultProxy("http://127.0.0.1:36080") as proxy:
+    with FaultProxy("http://127.0.0.1:31680") as proxy:
         config = dict(bank_config, endpoint_url=proxy.url)      # or proxy.rewrite(url) for any URL
         proxy.fail_next(2, fault="503", method="PUT")            # the next 2 PUTs get a 503
         proxy.fail_next(1, fault="reset")                        # the next request: connection reset
