@@ -5,6 +5,7 @@ pytest puts this folder (it has no __init__.py) on sys.path, so the helpers impo
 from __future__ import annotations
 
 from bank_fixtures import fixture_bank_servers, fixture_make_bank_config
-from devcloud_fixtures import fixture_devcloud_connect, fixture_devcloud_sites
+from devcloud_fixtures import fixture_devcloud_connect, fixture_devcloud_sites, fixture_site_a, fixture_site_b
 
-__all__ = ["fixture_bank_servers", "fixture_devcloud_connect", "fixture_devcloud_sites", "fixture_make_bank_config"]
+__all__ = ["fixture_bank_servers", "fixture_devcloud_connect", "fixture_devcloud_sites", "fixture_make_bank_config", "fixture_site_a",
+           "fixture_site_b"]

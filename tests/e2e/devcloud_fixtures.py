@@ -100,3 +100,19 @@ def fixture_devcloud_connect(devcloud_sites: dict[str, Any]):
     yield factory
     for conn in opened:
         conn.close()
+
+
+@pytest.fixture(scope="module", name="site_a")
+def fixture_site_a(devcloud_sites: dict[str, Any]):
+    """The member user's connection to site A, for a whole test module."""
+    conn = connect("site-a", devcloud_sites)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module", name="site_b")
+def fixture_site_b(devcloud_sites: dict[str, Any]):
+    """The member user's connection to site B, for a whole test module."""
+    conn = connect("site-b", devcloud_sites)
+    yield conn
+    conn.close()

@@ -113,20 +113,6 @@ def fixture_sites():
     return load_sites()
 
 
-@pytest.fixture(scope="module", name="site_a")
-def fixture_site_a(sites):
-    conn = connect("site-a", sites)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module", name="site_b")
-def fixture_site_b(sites):
-    conn = connect("site-b", sites)
-    yield conn
-    conn.close()
-
-
 @pytest.fixture(scope="module", name="source_volume")
 def fixture_source_volume(site_a, tmp_path_factory):
     """A bootable 1 GiB volume of type gold-a at site A with random, text and zero regions, and its sha256."""

@@ -93,20 +93,6 @@ def check_image_bytes(conn: Any, image: Any, payload: bytes, expected_size: int)
         assert whole.hexdigest() == download.os_hash_value
 
 
-@pytest.fixture(scope="module", name="site_a")
-def fixture_site_a(devcloud_sites):
-    conn = connect("site-a", devcloud_sites)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module", name="site_b")
-def fixture_site_b(devcloud_sites):
-    conn = connect("site-b", devcloud_sites)
-    yield conn
-    conn.close()
-
-
 @pytest.fixture(scope="module", name="admin_a")
 def fixture_admin_a(devcloud_sites):
     conn = connect("site-a-admin", devcloud_sites)

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import hashlib
 import hmac
-import queue
-import threading
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import chunk_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError, IntegrityError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
@@ -44,21 +42,11 @@ class BackupReader:
         self._offset = 0
         self._position = 0
         self._next_index = 0
-        self._stream_hash = hashlib.sha256()
-        self._hash_queue: queue.Queue = queue.Queue(maxsize=4)
-        self._hash_thread = threading.Thread(target=self._hash_loop, name="restore-hash", daemon=True)
-        self._hash_thread.start()
+        self._stream_hash = StreamHasher("sha256", self._read_ahead)
         self._closed = False
         self._exhausted = False
 
     # -- background work ---------------------------------------------------------------------------
-
-    def _hash_loop(self) -> None:
-        while True:
-            data = self._hash_queue.get()
-            if data is None:
-                return
-            self._stream_hash.update(data)
 
     def _chunk_length(self, index: int) -> int:
         if index == self._chunk_count - 1:
@@ -96,7 +84,7 @@ class BackupReader:
         else:
             data = future.result()
         self._fill_read_ahead()
-        self._hash_queue.put(data)
+        self._stream_hash.update(data)
         if index == self._chunk_count - 1:
             self._check_whole_stream()
         self._current = memoryview(data)
@@ -105,8 +93,6 @@ class BackupReader:
         return True
 
     def _check_whole_stream(self) -> None:
-        self._hash_queue.put(None)
-        self._hash_thread.join()
         expected = self.manifest.hashes.get("sha256", "")
         actual = self._stream_hash.hexdigest()
         if not hmac.compare_digest(actual, expected):
@@ -167,10 +153,7 @@ class BackupReader:
             if future is not None:
                 future.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        try:
-            self._hash_queue.put_nowait(None)
-        except queue.Full:
-            pass
+        self._stream_hash.abandon()
 
     def __enter__(self) -> BackupReader:
         return self

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import hashlib
 import json
-import queue
 import threading
 import time
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
     CHUNKS_PREFIX,
     chunk_key,
@@ -83,44 +82,6 @@ def rechunk(pieces: t.Iterable[bytes], chunk_size: int) -> t.Iterator[bytes]:
             del pending[:offset]
     if pending:
         yield bytes(pending)
-
-
-class _StreamHasher:
-    """Hashes the whole stream in a thread of its own, fed in order through a bounded queue."""
-
-    def __init__(self, algorithm: str, depth: int) -> None:
-        self.algorithm = algorithm
-        self._hash = hashlib.new(algorithm)
-        # Room for a few chunks, so a slow hash does not stall the cutting of the next chunk.
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._thread = threading.Thread(target=self._run, name=f"hash-{algorithm}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            data = self._queue.get()
-            if data is None:
-                return
-            self._hash.update(data)
-
-    def update(self, data: bytes) -> None:
-        self._queue.put(data)
-
-    def hexdigest(self) -> str:
-        self._queue.put(None)
-        self._thread.join()
-        return self._hash.hexdigest()
-
-    def abandon(self) -> None:
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:
-            # The thread is daemonic and blocked on nothing but the queue: drain one slot and stop it.
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            self._queue.put(None)
 
 
 class StoredChunkIndex:
@@ -308,9 +269,9 @@ class BackupWriter:
     def _store_chunks(self, pieces: t.Iterable[bytes]) -> Manifest:
         chunk_map = ChunkMap()
         stats = self.stats
-        hashers = [_StreamHasher("sha256", self.parallelism * 2)]
+        hashers = [StreamHasher("sha256", self.parallelism * 2)]
         if self.extra_hash_algorithm and self.extra_hash_expected and self.extra_hash_algorithm != "sha256":
-            hashers.append(_StreamHasher(self.extra_hash_algorithm, self.parallelism * 2))
+            hashers.append(StreamHasher(self.extra_hash_algorithm, self.parallelism * 2))
         # Twice the workers keeps every thread busy while bounding memory to a few chunks.
         max_in_flight = self.parallelism * 2
         in_flight: collections.deque = collections.deque()
