@@ -227,3 +227,28 @@ def test_delete_waits_for_a_running_backup_and_never_breaks_it(backend, make_ban
         assert store.load_manifest("old") is None
         with store.open_backup("new") as reader:
             assert read_all(reader) == new_data
+
+
+@pytest.mark.parametrize("backend", ["file", "swift_s3"])
+def test_interrupted_backup_resumes_uploading_only_missing_chunks(backend, make_bank_config):
+    with open_bank(make_bank_config(backend, "resume")) as bank:
+        store = BackupStore(bank)
+        data = random.Random(41).randbytes(8 * CHUNK)
+
+        def interrupted_source():
+            yield data[:4 * CHUNK]
+            raise ConnectionResetError("the image download was cut")
+
+        with pytest.raises(ConnectionResetError):
+            store.backup_writer("resumable", chunk_size=CHUNK).write(interrupted_source())
+        assert store.load_manifest("resumable") is None
+        assert store.load_progress("resumable")["status"] == "failed"
+        stored_before = len(chunk_keys(bank))
+        assert 1 <= stored_before <= 4
+        resumed = store.backup_writer("resumable", chunk_size=CHUNK)
+        resumed.write(odd_pieces(data))
+        assert resumed.stats.chunks_written == 8 - stored_before
+        assert resumed.stats.duplicate_chunks == stored_before
+        assert store.load_progress("resumable") is None
+        with store.open_backup("resumable") as reader:
+            assert read_all(reader) == data
