@@ -117,12 +117,13 @@ def _store(args: dict):
 
 def ours_backup(args: dict) -> None:
     store = _store(args)
-    if args.get("what_if_no_head"):
-        # What-if for the report, not engine behaviour: a fresh bank holds no chunk, so answering
-        # "absent" without a request is what a known-chunk index (one LIST) would answer.
-        store.bank.exists = lambda key: False
     started = time.monotonic()
-    writer = store.backup_writer(args["name"], chunk_size=args.get("chunk_size", CHUNK), parallelism=args["parallelism"], expected_size=None)
+    options = {}
+    if args.get("extra_hash"):
+        # (algorithm, expected hex digest): Glance's os_hash_algo and os_hash_value in a real backup.
+        options["extra_hash"] = tuple(args["extra_hash"])
+    writer = store.backup_writer(args["name"], chunk_size=args.get("chunk_size", CHUNK), parallelism=args["parallelism"], expected_size=None,
+                                 **options)
     manifest = writer.write(http_pieces(args["url"]))
     seconds = time.monotonic() - started
     emit({"seconds": seconds, "stats": writer.stats.as_dict(), "hashes": manifest.hashes, "size": manifest.size})

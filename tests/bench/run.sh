@@ -28,7 +28,7 @@ fi
 # benchmark needs only Swift: when `make bank-up` fails on moto alone (a busy shared moto can miss
 # its readiness deadline) but Swift answers and .devcloud/bank.yml exists, go on with Swift.
 swift_ready() {
-    curl -sf -o /dev/null http://127.0.0.1:"${BANK_SWIFT_PORT_BASE:-36080}"/healthcheck && [ -f .devcloud/bank.yml ]
+    curl -sf -o /dev/null http://127.0.0.1:"${BANK_SWIFT_PORT_BASE:-31680}"/healthcheck && [ -f .devcloud/bank.yml ]
 }
 tries=0
 until make -s bank-up; do
