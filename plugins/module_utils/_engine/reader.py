@@ -42,7 +42,7 @@ class BackupReader:
         self._offset = 0
         self._position = 0
         self._next_index = 0
-        self._stream_hash = StreamHasher("sha256", self._read_ahead)
+        self._stream_hash = StreamHasher("sha256", parallelism)
         self._closed = False
         self._exhausted = False
 

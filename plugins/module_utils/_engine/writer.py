@@ -269,9 +269,9 @@ class BackupWriter:
     def _store_chunks(self, pieces: t.Iterable[bytes]) -> Manifest:
         chunk_map = ChunkMap()
         stats = self.stats
-        hashers = [StreamHasher("sha256", self.parallelism * 2)]
+        hashers = [StreamHasher("sha256", self.parallelism)]
         if self.extra_hash_algorithm and self.extra_hash_expected and self.extra_hash_algorithm != "sha256":
-            hashers.append(StreamHasher(self.extra_hash_algorithm, self.parallelism * 2))
+            hashers.append(StreamHasher(self.extra_hash_algorithm, self.parallelism))
         # Twice the workers keeps every thread busy while bounding memory to a few chunks.
         max_in_flight = self.parallelism * 2
         in_flight: collections.deque = collections.deque()
