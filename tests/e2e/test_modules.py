@@ -142,7 +142,8 @@ def fixture_banks(sites, tmp_path_factory):
     suffix = os.urandom(4).hex()
     return {
         "swift_s3": dict(servers["swift_s3"], bucket=f"e2e-modules-{suffix}", create=True),
-        "swift": dict(servers["swift"], container=f"e2e-modules-{suffix}", create=True),
+        # Swift serves the S3 API from the same namespace: a container of its own, not the S3 bucket.
+        "swift": dict(servers["swift"], container=f"e2e-modules-swift-{suffix}", create=True),
         "file": {"type": "file", "path": str(tmp_path_factory.mktemp("bank")), "create": True},
     }
 
