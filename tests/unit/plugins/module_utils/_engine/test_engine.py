@@ -19,7 +19,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
     InvalidInputError,
     ManifestError,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import ChunkMap
+from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import ChunkMap, Manifest
 
 from .memory_bank import MemoryBank
 
@@ -246,3 +246,15 @@ def test_chunk_map_is_compact():
             chunk_map.append_data(hashlib.sha256(str(index).encode()).digest())
     restored = ChunkMap.from_json(chunk_map.to_json())
     assert list(restored) == list(chunk_map)
+
+
+def test_manifest_of_a_full_1_tib_volume_stays_under_20_mb():
+    chunk_map = ChunkMap()
+    for index in range(262144):  # 1 TiB at 4 MiB, no zero chunk: the largest case
+        chunk_map.append_data(hashlib.sha256(index.to_bytes(8, "big")).digest())
+    document = {"format": "openstack_dr.bank/backup-manifest", "format_version": 1, "size": 262144 * 4 * MIB,
+                "chunk_size": 4 * MIB, "chunk_count": 262144, "hashes": {}, "backup_id": "id", "backup_name": "big",
+                "created_at": "2026-11-25T00:00:00Z"}
+    data = Manifest(document, chunk_map).to_bytes()
+    assert len(data) < 20_000_000
+    assert Manifest.from_bytes(data, "big").chunk_map.chunk_count == 262144
