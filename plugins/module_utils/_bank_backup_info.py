@@ -8,6 +8,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import ope
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import source_summary
 
 
 def argument_spec() -> dict:
@@ -22,7 +23,6 @@ def argument_spec() -> dict:
 
 
 def _listing_entry(entry: dict) -> dict:
-    volume = (entry.get("source") or {}).get("volume") or {}
     listed = {
         "id": entry.get("backup_id"),
         "name": entry.get("backup_name"),
@@ -34,8 +34,7 @@ def _listing_entry(entry: dict) -> dict:
         "size": entry.get("size", entry.get("bytes_total")),
         "bytes_done": entry.get("size") if entry.get("status") == "complete" else entry.get("bytes_done"),
         "bytes_total": entry.get("size", entry.get("bytes_total")),
-        "source_volume": {key: volume.get(key) for key in ("id", "name", "size", "volume_type", "bootable")},
-        "source_cloud": {key: volume.get(key) for key in ("cloud", "region")},
+        **source_summary(entry.get("source") or {}),
         "hashes": entry.get("hashes"),
         "stats": entry.get("stats"),
     }

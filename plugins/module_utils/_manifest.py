@@ -26,6 +26,15 @@ DIGEST_SIZE = 32
 _DIGESTS_PER_RUN = 4096
 
 
+def source_summary(source: dict) -> dict:
+    """The parts of a backup's source that listings and results show: the volume and where it lived."""
+    volume = (source or {}).get("volume") or {}
+    return {
+        "source_volume": {key: volume.get(key) for key in ("id", "name", "size", "volume_type", "bootable", "availability_zone")},
+        "source_cloud": {key: volume.get(key) for key in ("cloud", "region")},
+    }
+
+
 class ChunkMap:
     """The ordered list of a backup's chunks: ``None`` for a zero chunk, else its 32-byte id."""
 

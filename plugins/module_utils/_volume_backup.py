@@ -20,7 +20,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout i
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.writer import MIB
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError, InvalidInputError
-from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
+from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest, source_summary
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.backup_steps import (
     choose_copy_mode,
     copy_volume_to_image,
@@ -61,7 +61,6 @@ def argument_spec() -> dict:
 
 
 def backup_summary(manifest: Manifest) -> dict:
-    volume = manifest.source.get("volume") or {}
     stats = manifest.document.get("stats") or {}
     return {
         "id": manifest.backup_id,
@@ -72,8 +71,7 @@ def backup_summary(manifest: Manifest) -> dict:
         "size": manifest.size,
         "stored_bytes": stats.get("bytes_written"),
         "hashes": manifest.hashes,
-        "source_volume": {key: volume.get(key) for key in ("id", "name", "size", "volume_type", "bootable")},
-        "source_cloud": {key: volume.get(key) for key in ("cloud", "region")},
+        **source_summary(manifest.source),
     }
 
 

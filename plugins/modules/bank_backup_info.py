@@ -105,7 +105,7 @@ backups:
       description: Bytes to read in all.
       type: int
     source_volume:
-      description: Id, name, size, volume type and bootable flag of the source volume.
+      description: Id, name, size, volume type, bootable flag and availability zone of the source volume.
       type: dict
     source_cloud:
       description: Cloud and region of the source volume.

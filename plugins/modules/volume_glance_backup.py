@@ -173,7 +173,7 @@ backup:
       type: dict
       returned: success
     source_volume:
-      description: Id, name, size (GiB), volume type and bootable flag of the source volume.
+      description: Id, name, size (GiB), volume type, bootable flag and availability zone of the source volume.
       type: dict
     source_cloud:
       description: Cloud and region of the source volume.
