@@ -584,11 +584,15 @@ def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list)
             raise DevcloudError("rabbitmq", f"not ready after {HTTP_TIMEOUT} s", LOGS / "rabbitmq.log")
     cinder_bin = {svc: str(venv_bin / f"cinder-{svc}") for svc in ("api", "scheduler", "volume")}
     cinder = {svc: Proc(f"{name}-cinder-{svc}", [cinder_bin[svc], "--config-file", str(dirs["cinder_conf"])], env)
-              for svc in ("api", "scheduler", "volume")}
+              for svc in ("api", "scheduler")}
     started += list(cinder.values())
     wait_for(f"{name}-glance", lambda: http_answers(site["glance"]), HTTP_TIMEOUT, [glance], glance.log)
     wait_for(f"{name}-cinder-api", lambda: http_answers(site["cinder"]), HTTP_TIMEOUT, [cinder["api"]],
              cinder["api"].log)
+    # cinder-volume rewrites rows of the shared sqlite file as it starts; sqlite refuses at once (no busy
+    # wait) a write that races another service's transaction, so it starts after the API has settled.
+    cinder["volume"] = Proc(f"{name}-cinder-volume", [cinder_bin["volume"], "--config-file", str(dirs["cinder_conf"])], env)
+    started.append(cinder["volume"])
     wait_for(f"{name}-cinder-api", lambda: cinder_setup(name) or True, 60, [cinder["api"]], cinder["api"].log,
              interval=2)
     wait_for(f"{name}-cinder-volume (no backend pool reported)", lambda: pools(name), POOLS_TIMEOUT,

@@ -95,11 +95,20 @@ else
 
     # Fresh logs for a fresh start: only ours (the bank server writes its own logs here too).
     rm -f "$dc/logs"/rabbitmq.log "$dc/logs"/erl_crash.dump "$dc/logs"/devcloud@localhost*.log "$dc/logs"/site-[ab]-*.log
-    if ! "$venv/bin/python" "$here/devcloud.py" up; then
-        say "FAILED after $(($(date +%s) - start)) s; cleaning up (logs stay in $dc/logs)" >&2
+    # Two tries: on a loaded machine sqlite can still refuse one service's start ("database is locked").
+    attempt=1
+    until "$venv/bin/python" "$here/devcloud.py" up; do
+        if [ "$attempt" -ge 2 ]; then
+            say "FAILED after $(($(date +%s) - start)) s; cleaning up (logs stay in $dc/logs)" >&2
+            "$here/down.sh" --quiet || true
+            exit 1
+        fi
+        say "start failed (attempt $attempt); cleaning up and trying once more" >&2
         "$here/down.sh" --quiet || true
-        exit 1
-    fi
+        mkdir -p "$dc/logs/attempt-$attempt"
+        mv "$dc/logs"/site-[ab]-*.log "$dc/logs/attempt-$attempt/" 2>/dev/null || true
+        attempt=$((attempt + 1))
+    done
     say "both sites up ($(($(date +%s) - start)) s)"
 fi
 
