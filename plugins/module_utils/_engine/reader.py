@@ -138,13 +138,6 @@ class BackupReader:
     def __len__(self) -> int:
         return self.size
 
-    def __iter__(self):
-        while True:
-            data = self.read(1024 * 1024)
-            if not data:
-                return
-            yield data
-
     def close(self) -> None:
         if self._closed:
             return
