@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import urllib.error
@@ -55,6 +56,45 @@ DB_SERVICES = ("keystone", "glance", "cinder")
 # cinder-api, -scheduler and -volume write one sqlite file at once: wait for the lock (seconds) rather
 # than fail with "database is locked" (sqlite's default is 5 s), and use WAL so readers never block.
 SQLITE_BUSY_TIMEOUT = 60
+# oslo.db opens every transaction with a deferred BEGIN. When such a transaction has read and then
+# writes while another connection committed meanwhile, sqlite answers "database is locked" at once,
+# without the busy wait, and the service loses the write: in CI a snapshot stayed `creating` for
+# good. This hook, loaded by a .pth file in the devcloud venv, makes that BEGIN an immediate one, so
+# the write lock is taken (and waited for) up front. Only the OpenStack services' sqlite3 is touched.
+SQLITE_HOOK_MODULE = "devcloud_sqlite_immediate"
+SQLITE_HOOK = '''"""Devcloud only (written by tests/devcloud/devcloud.py): oslo.db's BEGIN becomes BEGIN IMMEDIATE."""
+import sqlite3
+import sqlite3.dbapi2
+import sys
+
+_announced = []
+
+
+class _ImmediateCursor(sqlite3.Cursor):
+    def execute(self, sql, *args):
+        if isinstance(sql, str) and sql.strip().upper() == "BEGIN":
+            sql = "BEGIN IMMEDIATE"
+            if not _announced:
+                _announced.append(True)
+                sys.stderr.write("devcloud: sqlite transactions begin immediate\\n")
+        return super().execute(sql, *args)
+
+
+class _ImmediateConnection(sqlite3.Connection):
+    def cursor(self, factory=_ImmediateCursor):
+        return super().cursor(factory)
+
+
+_plain_connect = sqlite3.dbapi2.connect
+
+
+def connect(*args, **kwargs):
+    kwargs.setdefault("factory", _ImmediateConnection)
+    return _plain_connect(*args, **kwargs)
+
+
+sqlite3.connect = sqlite3.dbapi2.connect = connect
+'''
 
 SITES = {
     "site-a": {"region": "RegionA", "keystone": 31620, "glance": 31621, "cinder": 31622, "extra_type": "gold-a"},
@@ -254,7 +294,8 @@ def configure_site(name: str) -> None:
 
     write(dirs["keystone_conf"], ini({
         "DEFAULT": {"use_stderr": "true", "debug": "false"},
-        "database": {"connection": f"sqlite:///{base}/keystone.sqlite?timeout={SQLITE_BUSY_TIMEOUT}"},
+        "database": {"connection": f"sqlite:///{base}/keystone.sqlite?timeout={SQLITE_BUSY_TIMEOUT}",
+                     "sqlite_synchronous": "false"},
         "token": {"provider": "fernet", "expiration": "14400"},
         "fernet_tokens": {"key_repository": f"{base}/keystone-fernet"},
         "fernet_receipts": {"key_repository": f"{base}/keystone-fernet"},
@@ -273,7 +314,8 @@ def configure_site(name: str) -> None:
             "public_endpoint": f"http://127.0.0.1:{site['glance']}",
             "image_cache_dir": f"{base}/glance-cache",
         },
-        "database": {"connection": f"sqlite:///{base}/glance.sqlite?timeout={SQLITE_BUSY_TIMEOUT}"},
+        "database": {"connection": f"sqlite:///{base}/glance.sqlite?timeout={SQLITE_BUSY_TIMEOUT}",
+                     "sqlite_synchronous": "false"},
         "glance_store": {"default_backend": "local"},
         "local": {"filesystem_store_datadir": f"{base}/glance-images"},
         "os_glance_staging_store": {"filesystem_store_datadir": f"{base}/glance-staging"},
@@ -292,6 +334,7 @@ def configure_site(name: str) -> None:
 
     cinder_etc = dirs["cinder_conf"].parent
     shutil.copy(venv_etc / "cinder" / "api-paste.ini", cinder_etc / "api-paste.ini")
+    shutil.copy(venv_etc / "cinder" / "resource_filters.json", cinder_etc / "resource_filters.json")
     filters = (venv_etc / "cinder" / "rootwrap.d" / "volume.filters").read_text()
     filters = filters.replace(r"/etc/(?!\.\.).*", ".*").replace("/tmp/.*", ".*")
     write(cinder_etc / "rootwrap.d" / "volume.filters", filters)
@@ -312,6 +355,8 @@ def configure_site(name: str) -> None:
             "state_path": f"{base}/cinder-state",
             "image_conversion_dir": f"{base}/cinder-state/conversion",
             "api_paste_config": f"{cinder_etc}/api-paste.ini",
+            # The filters users may list by (name, status, metadata...), as a packaged Cinder ships them.
+            "resource_query_filters_file": f"{cinder_etc}/resource_filters.json",
             "rootwrap_config": f"{cinder_etc}/rootwrap.conf",
             "osapi_volume_listen": "127.0.0.1",
             "osapi_volume_listen_port": site["cinder"],
@@ -324,7 +369,8 @@ def configure_site(name: str) -> None:
             "periodic_interval": "10",
             "rpc_response_timeout": "120",
         },
-        "database": {"connection": f"sqlite:///{base}/cinder.sqlite?timeout={SQLITE_BUSY_TIMEOUT}"},
+        "database": {"connection": f"sqlite:///{base}/cinder.sqlite?timeout={SQLITE_BUSY_TIMEOUT}",
+                     "sqlite_synchronous": "false"},
         "keystone_authtoken": authtoken(site, "cinder"),
         "oslo_concurrency": {"lock_path": f"{base}/locks"},
         "oslo_messaging_notifications": {"driver": "noop"},
@@ -487,6 +533,13 @@ def pools(name: str) -> list:
         return list(conn.block_storage.backend_pools())
     finally:
         conn.close()
+
+
+def install_sqlite_hook() -> None:
+    """Write the BEGIN IMMEDIATE hook (see SQLITE_HOOK) into the devcloud venv, loaded at interpreter start."""
+    site_packages = Path(sysconfig.get_paths(vars={"base": str(VENV), "platbase": str(VENV)})["purelib"])
+    write(site_packages / f"{SQLITE_HOOK_MODULE}.py", SQLITE_HOOK)
+    write(site_packages / f"{SQLITE_HOOK_MODULE}.pth", f"import {SQLITE_HOOK_MODULE}\n")
 
 
 def db_cache() -> Path:
@@ -700,6 +753,7 @@ def cmd_up() -> int:
     write(stub, "#!/bin/sh\n# devcloud: the NFS shares are loop-mounted ext4; the NFS driver only checks this exists.\nexit 1\n")
     stub.chmod(0o755)
     started = time.monotonic()
+    install_sqlite_hook()
     rabbit = start_rabbit()
     rabbit_ready = threading.Event()
     rabbit_failed: list = []
@@ -855,11 +909,31 @@ def cmd_rss() -> int:
     return 0
 
 
+# An oslo.log error line that opens a message ("... ERROR cinder.volume.manager [req-...] Failed ..."),
+# not one of the traceback lines that follow it.
+ERROR_LINE = re.compile(r"^\S+ \S+ \d+ (ERROR|CRITICAL) \S+ \[")
+REQUEST_CONTEXT = re.compile(r"\[(None )?req-[^\]]*\] ")
+
+
+def cmd_errors() -> int:
+    """A digest of every service's logged errors: printed by `make test` when a test fails, because CI
+    keeps only the output, not .devcloud/logs/."""
+    for log_path in sorted(LOGS.glob("site-[ab]-*.log")):
+        messages = [line.rstrip() for line in log_path.read_text(errors="replace").splitlines() if ERROR_LINE.match(line)]
+        if not messages:
+            continue
+        print(f"--- {log_path.name}: {len(messages)} error(s); the last ones:")
+        for message in messages[-5:]:
+            print(f"  {REQUEST_CONTEXT.sub('', message)[:400]}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "check", "running", "down", "rss"])
+    parser.add_argument("command", choices=["up", "check", "running", "down", "rss", "errors"])
     args = parser.parse_args()
-    commands = {"up": cmd_up, "check": cmd_check, "running": cmd_running, "down": cmd_down, "rss": cmd_rss}
+    commands = {"up": cmd_up, "check": cmd_check, "running": cmd_running, "down": cmd_down, "rss": cmd_rss,
+                "errors": cmd_errors}
     try:
         return commands[args.command]()
     except DevcloudError as exc:
