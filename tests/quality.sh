@@ -173,6 +173,9 @@ gate_molecule() {
         [ -e "$f" ] && scenarios+=("$(basename "$(dirname "$f")")")
     done
     echo "quality: ${#scenarios[@]} molecule scenario(s)"
+    # Molecule remembers across runs that a scenario was prepared and skips its prepare; after a
+    # devcloud restart that state is a lie (the prepared volumes are gone). Every run starts clean.
+    rm -rf "$HOME"/.ansible/tmp/molecule.*
     local name status=0
     for name in "${scenarios[@]}"; do
         echo "--- molecule test -s $name"

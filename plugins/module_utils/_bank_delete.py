@@ -1,18 +1,20 @@
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""bank_delete: remove one backup's manifest, progress and the chunks no other backup uses."""
+"""bank_delete: remove one backup's manifest, progress and the chunks no other backup uses; prune leftovers."""
 
 from __future__ import annotations
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
 
 
 def argument_spec() -> dict:
     spec = bank_argument_spec()
     spec.update(
-        backup=dict(type="str", required=True),
+        backup=dict(type="str"),
+        prune=dict(type="bool", default=False),
         lock_timeout=dict(type="int", default=600),
     )
     return spec
@@ -20,11 +22,22 @@ def argument_spec() -> dict:
 
 def run_bank_delete(module) -> dict:
     params = module.params
+    if not params["backup"] and not params["prune"]:
+        raise InvalidInputError("Give the backup to delete, prune=true, or both")
     store = BackupStore(open_bank(params["bank"]), params["encryption_passphrase"])
-    plan = store.delete_backup(params["backup"], check_mode=module.check_mode, lock_wait_timeout=params["lock_timeout"])
-    return {
-        "changed": plan["exists"],
-        "backup": {"id": plan["backup_id"], "name": plan.get("backup_name")},
-        "deleted": {"objects": len(plan["objects"]), "chunks": plan["chunks"], "bytes": plan["bytes"],
-                    "keys": plan["objects"][:1000]},
-    }
+    result: dict = {"changed": False}
+    if params["backup"]:
+        plan = store.delete_backup(params["backup"], check_mode=module.check_mode,
+                                   lock_wait_timeout=params["lock_timeout"])
+        result["changed"] = plan["exists"]
+        result["backup"] = {"id": plan["backup_id"], "name": plan.get("backup_name")}
+        result["deleted"] = {"objects": len(plan["objects"]), "chunks": plan["chunks"], "bytes": plan["bytes"],
+                             "keys": plan["objects"][:1000]}
+    if params["prune"]:
+        # After the deletion, so the chunks of a deleted incomplete backup go too.
+        plan = store.prune(check_mode=module.check_mode, lock_wait_timeout=params["lock_timeout"])
+        result["changed"] = result["changed"] or bool(plan["objects"])
+        result["pruned"] = {"objects": len(plan["objects"]), "chunks": plan["chunks"],
+                            "progress_objects": plan["progress_objects"], "bytes": plan["bytes"],
+                            "keys": plan["objects"][:1000]}
+    return result

@@ -14,6 +14,10 @@ description:
     in-progress objects.
   - Holds the bank exclusively while it works, and waits for running backups to finish first, so it
     never removes a chunk that a backup being written at that moment relies on.
+  - With O(prune=true), also removes what backups that never completed left in the bank, that is every
+    chunk that no complete backup references (uploaded by a failed backup that was not resumed, or by an
+    incomplete backup deleted with O(backup)) and every in-progress object. A backup that failed can
+    still be run again afterwards; it then uploads its chunks anew.
   - Needs no OpenStack cloud, only the bank.
 author:
   - openstack_dr.bank contributors (@openstack-dr)
@@ -23,18 +27,26 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports the objects and bytes that would be removed.
+    details: Reports the objects and bytes that would be removed (deleted and pruned).
   diff_mode:
     support: none
   idempotent:
     support: full
-    details: A backup that is already gone gives RV(ignore:changed=false).
+    details: A backup that is already gone, and a bank with nothing to prune, give RV(ignore:changed=false).
 options:
   backup:
     description:
       - Name or id of the backup to delete.
+      - Required unless O(prune=true).
     type: str
-    required: true
+  prune:
+    description:
+      - Also remove the leftovers of backups that never completed (see the description), that is
+        unreferenced chunks and in-progress objects.
+      - Waits for running backups, like a deletion; a manifest that cannot be read stops the prune with
+        nothing removed.
+    type: bool
+    default: false
   lock_timeout:
     description:
       - Seconds to wait for running backups and deletions to finish before giving up with nothing removed.
@@ -53,6 +65,11 @@ EXAMPLES = r"""
       type: file
       path: /srv/dr-bank
 
+- name: Remove what failed backups left behind (after a retention run, for example)
+  openstack_dr.bank.bank_delete:
+    prune: true
+    bank: "{{ dr_bank }}"
+
 - name: See what deleting a backup would free
   openstack_dr.bank.bank_delete:
     backup: database-data-2026-10-01
@@ -64,11 +81,12 @@ EXAMPLES = r"""
 RETURN = r"""
 backup:
   description: Id and name of the backup (the name is null when the backup had no manifest).
-  returned: always
+  returned: when O(backup) is given
   type: dict
+  sample: {"id": "0b7c3f3e-2a57-5d0e-9a43-5b0f8a6f4a11", "name": "database-data-2026-10-01"}
 deleted:
-  description: What was removed, or would be removed in check mode.
-  returned: always
+  description: What deleting O(backup) removed, or would remove in check mode.
+  returned: when O(backup) is given
   type: dict
   contains:
     objects:
@@ -82,6 +100,27 @@ deleted:
       type: int
     keys:
       description: The keys of those objects (the first 1000), manifest first.
+      type: list
+      elements: str
+pruned:
+  description: What the prune removed, or would remove in check mode.
+  returned: when O(prune=true)
+  type: dict
+  contains:
+    objects:
+      description: Number of bank objects.
+      type: int
+    chunks:
+      description: Number of chunks no complete backup referenced.
+      type: int
+    progress_objects:
+      description: Number of in-progress objects of backups that never completed.
+      type: int
+    bytes:
+      description: Bytes of those objects in the bank.
+      type: int
+    keys:
+      description: The keys of those objects (the first 1000), chunks first.
       type: list
       elements: str
 """

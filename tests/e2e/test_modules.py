@@ -335,6 +335,44 @@ def test_bank_delete_check_mode_idempotence_and_shared_chunks(sites, banks):
     assert verified["backups"][0]["verification"]["ok"]
 
 
+def test_bank_delete_prune_removes_what_a_failed_backup_left(sites, banks):
+    """A backup whose source was cut leaves chunks and a progress object; prune removes exactly those."""
+    env = module_env(sites)
+    bank = dict(banks["swift"], container=banks["swift"]["container"] + "-prune")
+    kept_data = random.Random(61).randbytes(2 * MIB)
+    failed_data = kept_data[:MIB] + random.Random(62).randbytes(4 * MIB)
+
+    def cut_source():
+        yield failed_data[:3 * MIB]
+        raise ConnectionResetError("the image download was cut")
+
+    with open_bank(bank) as engine_bank:
+        store = BackupStore(engine_bank)
+        store.backup_writer("e2e-prune-kept", chunk_size=MIB).write([kept_data])
+        kept_chunks = {entry.key for entry in engine_bank.list("chunks/")}
+        with pytest.raises(ConnectionResetError):
+            store.backup_writer("e2e-prune-failed", chunk_size=MIB).write(cut_source())
+        orphans = {entry.key for entry in engine_bank.list("chunks/")} - kept_chunks
+    assert orphans, "the failed backup stored none of its own chunks"
+
+    refused = run_module("bank_delete", {"bank": bank}, env=env)
+    assert refused.failed and "prune=true" in refused["msg"], refused.result
+    predicted = run_module("bank_delete", {"bank": bank, "prune": True}, check=True, env=env)
+    assert predicted["changed"], predicted.result
+    assert (predicted["pruned"]["chunks"], predicted["pruned"]["progress_objects"]) == (len(orphans), 1)
+    listed = run_module("bank_backup_info", {"bank": bank}, env=env)["backups"]
+    assert sorted(entry["status"] for entry in listed) == ["complete", "failed"]
+
+    pruned = run_module("bank_delete", {"bank": bank, "prune": True}, env=env)
+    assert pruned["changed"] and pruned["pruned"] == predicted["pruned"], pruned.result
+    assert set(pruned["pruned"]["keys"]) >= orphans
+    listed = run_module("bank_backup_info", {"bank": bank, "verify": "data"}, env=env)["backups"]
+    assert [(entry["name"], entry["verification"]["ok"]) for entry in listed] == [("e2e-prune-kept", True)]
+    with open_bank(bank) as engine_bank:
+        assert {entry.key for entry in engine_bank.list("chunks/")} == kept_chunks
+    assert not run_module("bank_delete", {"bank": bank, "prune": True}, env=env)["changed"]
+
+
 def bad_input_cases(sites, volume_id: str, banks: dict, error_volume_id: str) -> list[tuple[str, str, dict, str]]:
     bank = banks["swift_s3"]
     quota = load_sites()["sites"]["site-b"]["quotas"]["gigabytes"]

@@ -227,6 +227,47 @@ class BackupStore:
             plan["deleted"] = plan["exists"]
         return plan
 
+    # -- leftovers of backups that never completed -------------------------------------------------
+
+    def plan_prune(self) -> dict:
+        """What a prune removes: every chunk no complete backup references, and every progress object.
+
+        Chunks that no manifest names were uploaded by backups that failed and were not resumed (or by
+        a backup deleted while it was incomplete). Run under the exclusive lock, no backup is running,
+        so every progress object is a leftover too. A manifest that cannot be read stops the prune:
+        its chunks cannot be told apart from garbage.
+        """
+        referenced: set[bytes] = set()
+        progress_objects: dict[str, int] = {}
+        for entry in self.bank.list(BACKUPS_PREFIX):
+            if entry.key.endswith("/" + MANIFEST_NAME):
+                manifest = Manifest.from_bytes(self.bank.get(entry.key), f"{self.bank.description}/{entry.key}")
+                referenced |= manifest.chunk_map.unique_data_digests()
+            elif entry.key.endswith("/" + PROGRESS_NAME):
+                progress_objects[entry.key] = entry.size
+        unreferenced = {}
+        for entry in self.bank.list(CHUNKS_PREFIX):
+            digest = digest_from_chunk_key(entry.key)
+            if digest is not None and digest not in referenced:
+                unreferenced[entry.key] = entry.size
+        return {
+            # Chunks first: an interrupted prune still shows which backups failed.
+            "objects": sorted(unreferenced) + sorted(progress_objects),
+            "chunks": len(unreferenced),
+            "progress_objects": len(progress_objects),
+            "bytes": sum(unreferenced.values()) + sum(progress_objects.values()),
+        }
+
+    def prune(self, check_mode: bool = False, lock_wait_timeout: float = 600.0) -> dict:
+        """Remove what ``plan_prune`` names, holding the bank exclusively (running backups are waited for)."""
+        if check_mode:
+            return dict(self.plan_prune(), pruned=False)
+        with BankLock(self.bank, EXCLUSIVE, "prune", wait_timeout=lock_wait_timeout):
+            plan = self.plan_prune()
+            if plan["objects"]:
+                self.bank.delete_many(plan["objects"])
+        return dict(plan, pruned=bool(plan["objects"]))
+
 
 def _volume_identities(source: dict) -> set[str]:
     volume = source.get("volume") or {}

@@ -225,6 +225,59 @@ def test_delete_keeps_chunks_other_backups_use():
     assert store.delete_backup("one")["exists"] is False
 
 
+def stored_chunks(bank) -> set[str]:
+    return {key for key in bank.objects if key.startswith("chunks/")}
+
+
+def failed_backup(store, name, data, fail_after):
+    """A backup whose source breaks after ``fail_after`` bytes: some chunks stored, no manifest."""
+    def source():
+        yield data[:fail_after]
+        raise ConnectionResetError("the image download was cut")
+    with pytest.raises(ConnectionResetError):
+        store.backup_writer(name, chunk_size=MIB).write(source())
+
+
+def test_prune_removes_only_what_no_complete_backup_references():
+    bank = MemoryBank()
+    store = BackupStore(bank)
+    shared = os.urandom(MIB)
+    backup(store, "kept", shared + os.urandom(MIB))
+    kept_chunks = stored_chunks(bank)
+    leftover = shared + os.urandom(3 * MIB)
+    failed_backup(store, "failed", leftover, fail_after=3 * MIB)
+    # The failed run stored some of its own chunks (how many depends on the upload threads), never the shared one.
+    orphans = stored_chunks(bank) - kept_chunks
+    assert orphans and store.load_progress("failed")["status"] == "failed"
+
+    predicted = store.prune(check_mode=True)
+    assert (predicted["chunks"], predicted["progress_objects"], predicted["pruned"]) == (len(orphans), 1, False)
+    assert stored_chunks(bank) == kept_chunks | orphans and store.load_progress("failed") is not None
+
+    pruned = store.prune()
+    assert pruned["pruned"] and pruned["objects"] == predicted["objects"] and pruned["bytes"] == predicted["bytes"]
+    assert stored_chunks(bank) == kept_chunks and store.load_progress("failed") is None
+    assert restore(store, "kept")[:MIB] == shared
+    assert store.verify_backup("kept")["ok"]
+    assert not store.prune()["pruned"]
+    assert not [key for key in bank.objects if key.startswith("locks/")]
+    # The failed backup can still be run again: it uploads its chunks anew.
+    backup(store, "failed", leftover)
+    assert restore(store, "failed") == leftover
+
+
+def test_prune_stops_at_an_unreadable_manifest_and_removes_nothing():
+    bank = MemoryBank()
+    store = BackupStore(bank)
+    backup(store, "damaged", os.urandom(2 * MIB))
+    failed_backup(store, "failed", os.urandom(3 * MIB), fail_after=2 * MIB)
+    bank.objects[manifest_key(store.backup_id_for("damaged"))] = b'{"format": "trunc'
+    objects_before = {key for key in bank.objects if not key.startswith("locks/")}
+    with pytest.raises(ManifestError):
+        store.prune()
+    assert {key for key in bank.objects if not key.startswith("locks/")} == objects_before
+
+
 def test_list_and_verify():
     bank = MemoryBank()
     store = BackupStore(bank)
