@@ -49,8 +49,19 @@ def _error_code(exc: BaseException) -> tuple[str | None, int | None]:
     return code, status
 
 
+class PartialDeleteError(Exception):
+    """A DeleteObjects answer reported some keys as failed with a transient code (e.g. SlowDown)."""
+
+    def __init__(self, errors: list[dict]) -> None:
+        self.errors = errors
+        shown = "; ".join(f"{e.get('Key', '')!r}: {e.get('Code')}" for e in errors[:5])
+        super().__init__(f"{len(errors)} object(s) not deleted: {shown}")
+
+
 def is_transient(exc: BaseException) -> bool:
     """botocore errors worth another attempt: 5xx, throttling, resets, timeouts, cut bodies."""
+    if isinstance(exc, PartialDeleteError):
+        return True
     if HAS_BOTO3:
         if isinstance(exc, botocore.exceptions.ClientError):
             code, status = _error_code(exc)
@@ -244,10 +255,23 @@ class S3Bank(Bank):
         return count
 
     def _delete_batch(self, batch: list[str]) -> int:
-        request = {"Objects": [{"Key": key} for key in batch], "Quiet": True}
         first = batch[0][len(self.prefix):]
-        response = self._call(first, f"delete {len(batch)} objects", lambda: self.client.delete_objects(Bucket=self.bucket, Delete=request))
-        errors = [e for e in response.get("Errors") or () if e.get("Code") not in _NOT_FOUND_CODES]
+        remaining = list(batch)
+        errors: list[dict] = []
+
+        def delete_remaining() -> None:
+            # A request can succeed while some of its keys fail (throttling, a busy server): only
+            # those are sent again; keys that failed for good are reported after the retries.
+            request = {"Objects": [{"Key": key} for key in remaining], "Quiet": True}
+            response = self.client.delete_objects(Bucket=self.bucket, Delete=request)
+            failed = [e for e in response.get("Errors") or () if e.get("Code") not in _NOT_FOUND_CODES]
+            transient = [e for e in failed if is_transient_code(e.get("Code"))]
+            errors.extend(e for e in failed if not is_transient_code(e.get("Code")))
+            if transient:
+                remaining[:] = [e.get("Key") for e in transient]
+                raise PartialDeleteError(transient)
+
+        self._call(first, f"delete {len(batch)} objects", delete_remaining)
         if errors:
             shown = "; ".join(f"{e.get('Key', '')[len(self.prefix):]!r}: {e.get('Code')} {e.get('Message', '')}".strip() for e in errors[:5])
             raise BankError(f"{self.description}: cannot delete {len(errors)} of {len(batch)} objects: {shown}", bank=self.description, key=first)

@@ -19,6 +19,7 @@ import time
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import codec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import BANK_CONFIG_KEY
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import EXCLUSIVE, BankLock
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
     BankObjectNotFoundError,
     EncryptionError,
@@ -123,15 +124,24 @@ def read_bank_keys(bank: Bank, passphrase: str | None) -> BankKeys | None:
     return _keys_from_config(_parse_config(data, bank.description), passphrase, bank.description)
 
 
-def open_or_initialise_bank(bank: Bank, passphrase: str | None) -> BankKeys:
-    """Open the bank, writing its configuration first when it has none."""
+def open_or_initialise_bank(bank: Bank, passphrase: str | None, lock_wait_timeout: float = 300.0) -> BankKeys:
+    """Open the bank, writing its configuration first when it has none.
+
+    The first backups into an empty bank often start together (a role backing up several volumes
+    at once). Each would write its own keys, and a run that read back its own keys before another
+    overwrote them would store chunks under keys the bank no longer holds. So the configuration is
+    written under the exclusive bank lock, and only when it is still missing once the lock is held.
+    """
     keys = read_bank_keys(bank, passphrase)
     if keys is not None:
         return keys
-    config, dummy = _new_bank_config(passphrase)
-    bank.put(BANK_CONFIG_KEY, json.dumps(config, indent=1, sort_keys=True).encode("utf-8"))
-    # Read it back: if another run initialised the bank at the same moment, its keys win for both.
-    keys = read_bank_keys(bank, passphrase)
+    with BankLock(bank, EXCLUSIVE, "initialise the bank", wait_timeout=lock_wait_timeout):
+        keys = read_bank_keys(bank, passphrase)
+        if keys is not None:
+            return keys  # another run initialised it while we waited for the lock
+        config, dummy = _new_bank_config(passphrase)
+        bank.put(BANK_CONFIG_KEY, json.dumps(config, indent=1, sort_keys=True).encode("utf-8"))
+        keys = read_bank_keys(bank, passphrase)
     if keys is None:
         raise ManifestError(f"{bank.description}/{BANK_CONFIG_KEY} vanished right after it was written")
     return keys

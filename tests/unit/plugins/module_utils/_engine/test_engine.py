@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import threading
 
 import pytest
 
@@ -172,6 +173,33 @@ def test_wrong_passphrase_is_a_clear_error():
     backup(BackupStore(bank, passphrase="right"), "enc", os.urandom(MIB))
     with pytest.raises(EncryptionError, match="Wrong encryption passphrase"):
         BackupStore(bank, passphrase="wrong").open_backup("enc")
+
+
+def test_first_backups_into_an_empty_bank_agree_on_its_keys():
+    """Backups that start together on an empty encrypted bank must all use the keys the bank keeps."""
+    bank = MemoryBank()
+    runs = 4
+    start = threading.Barrier(runs)
+    data = [os.urandom(MIB) for dummy in range(runs)]
+    errors = []
+
+    def first_backup(index):
+        try:
+            start.wait(30)
+            backup(BackupStore(bank, passphrase="correct horse"), f"first-{index}", data[index])
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_backup, args=(index,)) for index in range(runs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    assert bank.puts.count("bank.json") == 1
+    for index in range(runs):
+        assert restore(BackupStore(bank, passphrase="correct horse"), f"first-{index}") == data[index]
+    assert not [key for key in bank.objects if key.startswith("locks/")]
 
 
 def test_bank_is_either_encrypted_or_not():
