@@ -34,8 +34,7 @@ class ModuleRun:
         return self.result.get(key, default)
 
 
-def run_module(name: str, args: dict, check: bool = False, env: dict | None = None, timeout: float = 1800) -> ModuleRun:
-    """Run ``openstack_dr.bank.<name>`` on localhost with the test venv's Python; never raises on module failure."""
+def _command(name: str, args: dict, check: bool) -> list[str]:
     command = [
         str(pathlib.Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
         "-m", f"openstack_dr.bank.{name}", "-a", json.dumps(args),
@@ -43,15 +42,34 @@ def run_module(name: str, args: dict, check: bool = False, env: dict | None = No
     ]
     if check:
         command.append("--check")
+    return command
+
+
+def _environment(tree: str, env: dict | None) -> dict:
+    # The tree callback writes each host's result as JSON: the module's own result, unprinted.
+    environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                       ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree", ANSIBLE_CALLBACK_TREE_DIR=tree,
+                       ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    environment.update(env or {})
+    return environment
+
+
+def run_module(name: str, args: dict, check: bool = False, env: dict | None = None, timeout: float = 1800) -> ModuleRun:
+    """Run ``openstack_dr.bank.<name>`` on localhost with the test venv's Python; never raises on module failure."""
     with tempfile.TemporaryDirectory() as tree:
-        # The tree callback writes each host's result as JSON: the module's own result, unprinted.
-        environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                           ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree", ANSIBLE_CALLBACK_TREE_DIR=tree,
-                           ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-        environment.update(env or {})
-        completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout, check=False)
+        completed = subprocess.run(_command(name, args, check), capture_output=True, text=True,
+                                   env=_environment(tree, env), timeout=timeout, check=False)
         try:
             result = json.loads((pathlib.Path(tree) / "localhost").read_text())
         except (OSError, ValueError) as exc:
             raise AssertionError(f"ansible wrote no result ({exc}):\n{completed.stdout}\n{completed.stderr}") from exc
     return ModuleRun(result, completed.stdout, completed.stderr, completed.returncode)
+
+
+def start_module(name: str, args: dict, tree: str, env: dict | None = None) -> subprocess.Popen:
+    """Start ``ansible`` running the module in a process group of its own (as AWX runs a job), without waiting.
+
+    ``os.killpg(process.pid, signal.SIGTERM)`` then interrupts it as a supervisor stopping the job would.
+    """
+    return subprocess.Popen(_command(name, args, False), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_environment(tree, env), start_new_session=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import signal
+import tempfile
 import threading
 import uuid
 
@@ -21,8 +23,10 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import ope
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries
 
-from devcloud_fixtures import connect, load_sites, wait_for_gone, wait_for_status  # pylint: disable=wrong-import-order
-from module_runner import run_module  # pylint: disable=wrong-import-order
+from bank_fixtures import with_endpoint  # pylint: disable=wrong-import-order
+from devcloud_fixtures import connect, load_sites, wait_for, wait_for_gone, wait_for_status  # pylint: disable=wrong-import-order
+from fault_proxy import FaultProxy  # pylint: disable=wrong-import-order
+from module_runner import run_module, start_module  # pylint: disable=wrong-import-order
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -426,3 +430,53 @@ def test_bad_inputs_fail_clearly_and_leave_nothing(sites, site_a, site_b, source
         for leftover in site_b.block_storage.volumes():
             if leftover.name == "e2e-taken":
                 delete_volume(site_b, leftover.id)
+
+
+def test_sigterm_during_the_transfer_cleans_up_and_the_rerun_resumes(sites, site_a, source_volume, banks):
+    """SIGTERM to the process group of a running ``ansible`` mid-transfer: every temporary goes, no manifest
+    is written, the bank is not left locked; the rerun resumes, uploading only the chunks still missing."""
+    volume, dummy = source_volume
+    env = module_env(sites)
+    name = "e2e-sigterm-resume"
+    bank = dict(banks["swift_s3"], bucket=banks["swift_s3"]["bucket"] + "-sigterm")
+    args = backup_args(volume.id, bank, name, copy_mode="snapshot", parallelism=1, chunk_size=1)
+    with open_bank(bank) as direct, FaultProxy(bank["endpoint_url"]) as proxy:
+        # Each chunk upload waits half a second, so the transfer lasts long enough to be interrupted.
+        proxy.fail_always(fault="delay", method="PUT", path_contains="/chunks/", delay=0.5)
+        with tempfile.TemporaryDirectory() as tree:
+            process = start_module("volume_glance_backup", dict(args, bank=with_endpoint(bank, proxy.url)), tree, env=env)
+            try:
+                wait_for(lambda: proxy.count(method="PUT", path_contains="/chunks/") >= 5 or process.poll() is not None,
+                         STEP_TIMEOUT, "the transfer to upload five chunks")
+                assert process.poll() is None, f"the backup ended before it could be interrupted: {process.communicate()}"
+                made = {item["type"] for item in find_orphaned_temporaries(site_a) if item.get("backup") == name}
+                assert made == {"snapshot", "volume", "image"}, made
+                os.killpg(process.pid, signal.SIGTERM)
+                process.communicate(timeout=STEP_TIMEOUT)
+            finally:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+        # The module removes its temporaries before it exits; ansible itself may exit first.
+        wait_for(lambda: not [item for item in find_orphaned_temporaries(site_a) if item.get("backup") == name],
+                 STEP_TIMEOUT, "the interrupted backup's temporaries to be removed")
+        proxy.clear()
+        store = BackupStore(direct, PASSPHRASE)
+        wait_for(lambda: (store.load_progress(name) or {}).get("status") == "failed", STEP_TIMEOUT,
+                 "the interrupted backup to record its failure")
+        assert store.load_manifest(name) is None
+        assert "SIGTERM" in store.load_progress(name)["error"]
+        assert not list(direct.list("locks/")), "the interrupted backup left its bank lock"
+        stored_before = {entry.key for entry in direct.list("chunks/")}
+        assert len(stored_before) >= 3  # the proxy counts a PUT before its delayed upload is done
+
+        rerun = run_module("volume_glance_backup", args, env=env)
+        assert not rerun.failed, rerun.result
+        assert rerun["changed"] and rerun["resumed"], rerun.result
+        stored_after = {entry.key for entry in direct.list("chunks/")}
+        assert stored_after >= stored_before
+        # Only the chunks the bank did not have were uploaded again.
+        assert rerun["stats"]["chunks_written"] == len(stored_after - stored_before), rerun.result
+        assert rerun["stats"]["duplicate_chunks"] >= len(stored_before)
+        assert store.load_progress(name) is None and store.verify_backup(name)["ok"]
+    assert_no_temporaries(site_a)
+
