@@ -479,4 +479,3 @@ def test_sigterm_during_the_transfer_cleans_up_and_the_rerun_resumes(sites, site
         assert rerun["stats"]["duplicate_chunks"] >= len(stored_before)
         assert store.load_progress(name) is None and store.verify_backup(name)["ok"]
     assert_no_temporaries(site_a)
-

@@ -18,6 +18,7 @@ import hmac
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.memory import limit_malloc_arenas
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import chunk_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError, IntegrityError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
@@ -35,6 +36,7 @@ class BackupReader:
         self._chunk_count = manifest.chunk_map.chunk_count
         self._zero_chunk = bytes(self._chunk_size)
         self._chunks = enumerate(manifest.chunk_map)
+        limit_malloc_arenas()  # before the pool's threads exist
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="restore")
         self._read_ahead = parallelism * 2
         self._pending: collections.deque = collections.deque()

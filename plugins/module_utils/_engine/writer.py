@@ -22,6 +22,7 @@ import typing as t
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.memory import limit_malloc_arenas
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
     CHUNKS_PREFIX,
     chunk_key,
@@ -172,6 +173,7 @@ class BackupWriter:
         self.progress_interval = progress_interval
         self.lock_wait_timeout = lock_wait_timeout
         self.stats = BackupStats()
+        limit_malloc_arenas()  # before the pool's threads exist
         self._zero_chunk = bytes(self.chunk_size)
         self._known_chunks: set[bytes] = set()
         self._stored_chunks = StoredChunkIndex(())
