@@ -13,7 +13,11 @@ def test_the_arena_limit_applies_on_glibc_only_and_once(monkeypatch):
     monkeypatch.setattr(memory, "_done", [])
     on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert memory.limit_malloc_arenas() is on_glibc
-    monkeypatch.setattr(memory.ctypes, "CDLL", lambda *args: (_ for _ in ()).throw(AssertionError("called twice")))
+
+    def load_again(*args):
+        raise AssertionError(f"libc loaded a second time: {args}")
+
+    monkeypatch.setattr(memory.ctypes, "CDLL", load_again)
     assert memory.limit_malloc_arenas() is on_glibc
 
 
