@@ -81,7 +81,11 @@ backups:
       description: Backup name.
       type: str
     status:
-      description: V(complete), V(in_progress) or V(failed) (an interrupted backup that the next run resumes).
+      description:
+        - V(complete), V(in_progress), V(failed) (an interrupted backup that the next run resumes), or
+          V(stalled) (in progress, but not updated for 15 minutes, so its run was killed or hangs; the
+          next run resumes it, and M(openstack_dr.bank.bank_delete) with O(openstack_dr.bank.bank_delete#module:prune=true)
+          removes what it left).
       type: str
     description:
       description: Description given at backup time.

@@ -8,8 +8,10 @@ and nothing of OpenStack: the source of a backup is an opaque dict.
 
 from __future__ import annotations
 
+import calendar
 import json
 import random
+import time
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
@@ -28,7 +30,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout i
     manifest_key,
     progress_key,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import EXCLUSIVE, BankLock
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import DEFAULT_STALE_AFTER, EXCLUSIVE, BankLock
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.reader import BackupReader
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.writer import BackupWriter
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
@@ -115,6 +117,9 @@ class BackupStore:
                 entry = dict(progress)
                 entry.setdefault("backup_id", backup_id)
                 entry["status"] = progress.get("status", "in_progress")
+                if entry["status"] == "in_progress" and _seconds_since(entry.get("updated_at")) > DEFAULT_STALE_AFTER:
+                    # A running backup updates its progress every progress_interval (30 s by default).
+                    entry["status"] = "stalled"
             if name is not None and entry.get("backup_name") != name:
                 continue
             if source_volume is not None and source_volume not in _volume_identities(entry.get("source") or {}):
@@ -267,6 +272,14 @@ class BackupStore:
             if plan["objects"]:
                 self.bank.delete_many(plan["objects"])
         return dict(plan, pruned=bool(plan["objects"]))
+
+
+def _seconds_since(timestamp: t.Any) -> float:
+    """Seconds since a UTC ``YYYY-MM-DDTHH:MM:SSZ`` time; 0 when it cannot be read (never stalled by mistake)."""
+    try:
+        return time.time() - calendar.timegm(time.strptime(str(timestamp), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return 0.0
 
 
 def _volume_identities(source: dict) -> set[str]:

@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import threading
+import time
 
 import pytest
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import manifest_key
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import manifest_key, progress_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.writer import rechunk
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
@@ -304,6 +306,18 @@ def test_prune_stops_at_an_unreadable_manifest_and_removes_nothing():
     with pytest.raises(ManifestError):
         store.prune()
     assert {key for key in bank.objects if not key.startswith("locks/")} == objects_before
+
+
+def test_a_backup_whose_progress_stopped_long_ago_is_listed_as_stalled():
+    bank = MemoryBank()
+    store = BackupStore(bank)
+    backup(store, "done", os.urandom(MIB))
+    for name, updated_at in (("running", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+                             ("killed", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600)))):
+        bank.put(progress_key(store.backup_id_for(name)), json.dumps(
+            {"backup_name": name, "status": "in_progress", "started_at": updated_at, "updated_at": updated_at}).encode())
+    statuses = {entry["backup_name"]: entry["status"] for entry in store.list_backups()}
+    assert statuses == {"done": "complete", "running": "in_progress", "killed": "stalled"}
 
 
 def test_list_and_verify():
