@@ -26,16 +26,19 @@ def run_bank_delete(module) -> dict:
         raise InvalidInputError("Give the backup to delete, prune=true, or both")
     store = BackupStore(open_bank(params["bank"]), params["encryption_passphrase"])
     result: dict = {"changed": False}
+    deleted_keys: set[str] = set()
     if params["backup"]:
         plan = store.delete_backup(params["backup"], check_mode=module.check_mode,
                                    lock_wait_timeout=params["lock_timeout"])
         result["changed"] = plan["exists"]
+        deleted_keys = set(plan["objects"])
         result["backup"] = {"id": plan["backup_id"], "name": plan.get("backup_name")}
         result["deleted"] = {"objects": len(plan["objects"]), "chunks": plan["chunks"], "bytes": plan["bytes"],
                              "keys": plan["objects"][:1000]}
     if params["prune"]:
-        # After the deletion, so the chunks of a deleted incomplete backup go too.
-        plan = store.prune(check_mode=module.check_mode, lock_wait_timeout=params["lock_timeout"])
+        # After the deletion, so the chunks of a deleted incomplete backup go too; in check mode the
+        # deletion only planned, so what it would remove is not counted twice.
+        plan = store.prune(check_mode=module.check_mode, lock_wait_timeout=params["lock_timeout"], excluding=deleted_keys)
         result["changed"] = result["changed"] or bool(plan["objects"])
         result["pruned"] = {"objects": len(plan["objects"]), "chunks": plan["chunks"],
                             "progress_objects": plan["progress_objects"], "bytes": plan["bytes"],

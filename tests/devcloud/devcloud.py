@@ -59,42 +59,10 @@ SQLITE_BUSY_TIMEOUT = 60
 # oslo.db opens every transaction with a deferred BEGIN. When such a transaction has read and then
 # writes while another connection committed meanwhile, sqlite answers "database is locked" at once,
 # without the busy wait, and the service loses the write: in CI a snapshot stayed `creating` for
-# good. This hook, loaded by a .pth file in the devcloud venv, makes that BEGIN an immediate one, so
+# good. The hook (sqlite_immediate.py, copied into the devcloud venv and loaded by a .pth file) makes that BEGIN an immediate one, so
 # the write lock is taken (and waited for) up front. Only the OpenStack services' sqlite3 is touched.
 SQLITE_HOOK_MODULE = "devcloud_sqlite_immediate"
-SQLITE_HOOK = '''"""Devcloud only (written by tests/devcloud/devcloud.py): oslo.db's BEGIN becomes BEGIN IMMEDIATE."""
-import sqlite3
-import sqlite3.dbapi2
-import sys
-
-_announced = []
-
-
-class _ImmediateCursor(sqlite3.Cursor):
-    def execute(self, sql, *args):
-        if isinstance(sql, str) and sql.strip().upper() == "BEGIN":
-            sql = "BEGIN IMMEDIATE"
-            if not _announced:
-                _announced.append(True)
-                sys.stderr.write("devcloud: sqlite transactions begin immediate\\n")
-        return super().execute(sql, *args)
-
-
-class _ImmediateConnection(sqlite3.Connection):
-    def cursor(self, factory=_ImmediateCursor):
-        return super().cursor(factory)
-
-
-_plain_connect = sqlite3.dbapi2.connect
-
-
-def connect(*args, **kwargs):
-    kwargs.setdefault("factory", _ImmediateConnection)
-    return _plain_connect(*args, **kwargs)
-
-
-sqlite3.connect = sqlite3.dbapi2.connect = connect
-'''
+SQLITE_HOOK = Path(__file__).with_name("sqlite_immediate.py")
 
 SITES = {
     "site-a": {"region": "RegionA", "keystone": 31620, "glance": 31621, "cinder": 31622, "extra_type": "gold-a"},
@@ -538,7 +506,7 @@ def pools(name: str) -> list:
 def install_sqlite_hook() -> None:
     """Write the BEGIN IMMEDIATE hook (see SQLITE_HOOK) into the devcloud venv, loaded at interpreter start."""
     site_packages = Path(sysconfig.get_paths(vars={"base": str(VENV), "platbase": str(VENV)})["purelib"])
-    write(site_packages / f"{SQLITE_HOOK_MODULE}.py", SQLITE_HOOK)
+    shutil.copyfile(SQLITE_HOOK, site_packages / f"{SQLITE_HOOK_MODULE}.py")
     write(site_packages / f"{SQLITE_HOOK_MODULE}.pth", f"import {SQLITE_HOOK_MODULE}\n")
 
 

@@ -18,8 +18,8 @@ import hmac
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.memory import limit_malloc_arenas
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import chunk_key
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.memory import limit_malloc_arenas
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError, IntegrityError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
 

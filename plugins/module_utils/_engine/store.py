@@ -14,7 +14,7 @@ import random
 import time
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import keys as bank_keys
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
@@ -84,7 +84,11 @@ class BackupStore:
             data = self.bank.get(key)
         except BankObjectNotFoundError:
             return None
-        return Manifest.from_bytes(data, f"{self.bank.description}/{key}")
+        return self._parse_manifest(key, data)
+
+    def _parse_manifest(self, key: str, data: bytes | None = None) -> Manifest:
+        """The manifest stored at ``key`` (read from the bank unless ``data`` is given)."""
+        return Manifest.from_bytes(self.bank.get(key) if data is None else data, f"{self.bank.description}/{key}")
 
     def load_progress(self, backup: str) -> dict | None:
         key = progress_key(self.backup_id_for(backup))
@@ -179,13 +183,15 @@ class BackupStore:
         result["ok"] = not result["missing_chunks"] and not result["damaged_chunks"]
         return result
 
-    def _stored_chunk_sizes(self) -> dict[bytes, int]:
-        sizes = {}
+    def _stored_chunks(self) -> t.Iterator[tuple[bytes, BankObject]]:
+        """(chunk id, listing entry) of every chunk in the bank."""
         for entry in self.bank.list(CHUNKS_PREFIX):
             digest = digest_from_chunk_key(entry.key)
             if digest is not None:
-                sizes[digest] = entry.size
-        return sizes
+                yield digest, entry
+
+    def _stored_chunk_sizes(self) -> dict[bytes, int]:
+        return {digest: entry.size for digest, entry in self._stored_chunks()}
 
     # -- deletion --------------------------------------------------------------------------------
 
@@ -203,7 +209,7 @@ class BackupStore:
             for entry in self.bank.list(BACKUPS_PREFIX):
                 if not entry.key.endswith("/" + MANIFEST_NAME) or entry.key == manifest_key(backup_id):
                     continue
-                other = Manifest.from_bytes(self.bank.get(entry.key), f"{self.bank.description}/{entry.key}")
+                other = self._parse_manifest(entry.key)
                 doomed -= other.chunk_map.unique_data_digests()
                 if not doomed:
                     break
@@ -234,8 +240,10 @@ class BackupStore:
 
     # -- leftovers of backups that never completed -------------------------------------------------
 
-    def plan_prune(self) -> dict:
+    def plan_prune(self, excluding: t.Collection[str] = ()) -> dict:
         """What a prune removes: every chunk no complete backup references, and every progress object.
+
+        Keys in ``excluding`` are left out: a check-mode deletion run just before names them already.
 
         Chunks that no manifest names were uploaded by backups that failed and were not resumed (or by
         a backup deleted while it was incomplete). Run under the exclusive lock, no backup is running,
@@ -246,15 +254,11 @@ class BackupStore:
         progress_objects: dict[str, int] = {}
         for entry in self.bank.list(BACKUPS_PREFIX):
             if entry.key.endswith("/" + MANIFEST_NAME):
-                manifest = Manifest.from_bytes(self.bank.get(entry.key), f"{self.bank.description}/{entry.key}")
-                referenced |= manifest.chunk_map.unique_data_digests()
-            elif entry.key.endswith("/" + PROGRESS_NAME):
+                referenced |= self._parse_manifest(entry.key).chunk_map.unique_data_digests()
+            elif entry.key.endswith("/" + PROGRESS_NAME) and entry.key not in excluding:
                 progress_objects[entry.key] = entry.size
-        unreferenced = {}
-        for entry in self.bank.list(CHUNKS_PREFIX):
-            digest = digest_from_chunk_key(entry.key)
-            if digest is not None and digest not in referenced:
-                unreferenced[entry.key] = entry.size
+        unreferenced = {entry.key: entry.size for digest, entry in self._stored_chunks()
+                        if digest not in referenced and entry.key not in excluding}
         return {
             # Chunks first: an interrupted prune still shows which backups failed.
             "objects": sorted(unreferenced) + sorted(progress_objects),
@@ -263,10 +267,10 @@ class BackupStore:
             "bytes": sum(unreferenced.values()) + sum(progress_objects.values()),
         }
 
-    def prune(self, check_mode: bool = False, lock_wait_timeout: float = 600.0) -> dict:
+    def prune(self, check_mode: bool = False, lock_wait_timeout: float = 600.0, excluding: t.Collection[str] = ()) -> dict:
         """Remove what ``plan_prune`` names, holding the bank exclusively (running backups are waited for)."""
         if check_mode:
-            return dict(self.plan_prune(), pruned=False)
+            return dict(self.plan_prune(excluding), pruned=False)
         with BankLock(self.bank, EXCLUSIVE, "prune", wait_timeout=lock_wait_timeout):
             plan = self.plan_prune()
             if plan["objects"]:

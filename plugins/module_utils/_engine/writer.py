@@ -22,7 +22,6 @@ import typing as t
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.memory import limit_malloc_arenas
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
     CHUNKS_PREFIX,
     chunk_key,
@@ -31,6 +30,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout i
     progress_key,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import SHARED, BankLock
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.memory import limit_malloc_arenas
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import IntegrityError, InvalidInputError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import (
     COLLECTION_VERSION,

@@ -296,6 +296,22 @@ def test_prune_removes_only_what_no_complete_backup_references():
     assert restore(store, "failed") == leftover
 
 
+def test_deleting_an_incomplete_backup_then_pruning_is_predicted_exactly():
+    bank = MemoryBank()
+    store = BackupStore(bank)
+    backup(store, "kept", os.urandom(MIB))
+    failed_backup(store, "failed", os.urandom(4 * MIB), fail_after=3 * MIB)
+    failed_backup(store, "other-failed", os.urandom(3 * MIB), fail_after=2 * MIB)
+    deletion = store.delete_backup("failed", check_mode=True)
+    pruning = store.prune(check_mode=True, excluding=set(deletion["objects"]))
+    predicted = deletion["objects"] + pruning["objects"]
+    assert len(predicted) == len(set(predicted))
+    before = set(bank.objects)
+    store.delete_backup("failed")
+    store.prune()
+    assert sorted(before - set(bank.objects)) == sorted(predicted)
+
+
 def test_prune_stops_at_an_unreadable_manifest_and_removes_nothing():
     bank = MemoryBank()
     store = BackupStore(bank)
