@@ -70,25 +70,21 @@ options:
       - How long (in seconds) a single API request may take before it is abandoned.
       - This is the HTTP timeout of one call, not the deadline of a waited step; see O(timeout).
     type: int
-  wait:
-    description:
-      - Kept for compatibility with C(openstack.cloud) options.
-      - The steps of this collection always wait for each resource they create, because the next
-        step needs it and its removal must be waited for; a deadline (O(timeout)) bounds every wait.
-    type: bool
-    default: true
   timeout:
     description:
-      - Default deadline, in seconds, of each waited step (a snapshot becoming available, a volume
-        uploaded to an image, an image upload, a volume created from an image, a removal).
+      - Deadline, in seconds, of each waited step (a snapshot becoming available, a volume
+        uploaded to an image, an image upload, a volume created from an image) and of each removal
+        of a temporary (waiting until it can be deleted, the delete and waiting until it is gone
+        share this one deadline). Must be positive.
       - Each step has its own deadline; it is not a limit on the whole run. A step that passes its
         deadline fails with the resource id and its last status, and triggers the same cleanup of
         temporaries as any other failure.
+      - Unlike C(openstack.cloud), there is no C(wait) option, because every step waits for what it creates;
+        the next step needs it and its removal must be waited for.
       - Unlike C(openstack.cloud)'s 180 seconds, the default of 3600 seconds fits data transfers;
         a volume upload to an image runs at roughly 100 MiB/s on common back ends, so an hour covers
         a few hundred GiB. Steps that copy a volume's data never get less than 60 seconds per GiB of
         the volume, so a 1 TiB volume is allowed about 17 hours per data step even with the default.
-      - Modules may offer their own per-step deadline options, which take precedence.
     type: int
     default: 3600
   sdk_log_path:

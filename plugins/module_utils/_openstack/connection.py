@@ -18,18 +18,9 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk 
     openstack,
 )
 
-__all__ = [
-    "DEFAULT_STEP_TIMEOUT",
-    "HAS_OPENSTACKSDK",
-    "OPENSTACKSDK_IMPORT_ERROR",
-    "connect",
-    "data_step_timeout",
-    "openstack_argument_spec",
-]
-
 # A waited step (snapshot, upload-to-image, image upload, volume from image) moves volume data:
 # an hour covers a few hundred GiB at the rates measured; data_step_timeout() grows it with size.
-DEFAULT_STEP_TIMEOUT = 3600
+DEFAULT_TIMEOUT = 3600
 # Seconds allowed per GiB for a data-moving step when the volume is large (about 17 MiB/s floor).
 SECONDS_PER_GIB = 60
 
@@ -38,7 +29,8 @@ _CLOUD_DICT_EXCLUSIVE = ("auth", "region_name", "validate_certs", "ca_cert", "cl
 
 
 def openstack_argument_spec() -> dict[str, dict[str, t.Any]]:
-    """The auth argument spec, option for option as openstack.cloud's (only `timeout` differs)."""
+    """The auth argument spec, option for option as openstack.cloud's (`timeout` differs, `wait` is not taken:
+    every step must wait for what it creates)."""
     return dict(
         cloud=dict(type="raw"),
         auth_type=dict(type="str"),
@@ -48,9 +40,8 @@ def openstack_argument_spec() -> dict[str, dict[str, t.Any]]:
         ca_cert=dict(type="str", aliases=["cacert"]),
         client_cert=dict(type="str", aliases=["cert"]),
         client_key=dict(type="str", no_log=True, aliases=["key"]),
-        wait=dict(type="bool", default=True),
-        # openstack.cloud's 180 s cannot move a large volume: see DEFAULT_STEP_TIMEOUT.
-        timeout=dict(type="int", default=DEFAULT_STEP_TIMEOUT),
+        # openstack.cloud's 180 s cannot move a large volume: see DEFAULT_TIMEOUT.
+        timeout=dict(type="int", default=DEFAULT_TIMEOUT),
         api_timeout=dict(type="int"),
         interface=dict(type="str", default="public", choices=["public", "internal", "admin"], aliases=["endpoint_type"]),
         sdk_log_path=dict(type="str"),
@@ -58,9 +49,16 @@ def openstack_argument_spec() -> dict[str, dict[str, t.Any]]:
     )
 
 
+def checked_timeout(timeout: t.Any) -> float:
+    """The `timeout` option, refused by name unless it is a positive number of seconds."""
+    if timeout is None or timeout <= 0:
+        raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
 def data_step_timeout(timeout: float, size_gib: int | float) -> float:
     """Deadline of a step that moves a volume's data: `timeout`, but never less than SECONDS_PER_GIB per GiB."""
-    return max(float(timeout), SECONDS_PER_GIB * float(size_gib or 0))
+    return max(checked_timeout(timeout), SECONDS_PER_GIB * float(size_gib or 0))
 
 
 def connect(params: t.Mapping[str, t.Any], app_name: str = "openstack_dr.bank", app_version: str | None = None) -> t.Any:

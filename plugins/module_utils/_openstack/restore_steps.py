@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Restore side: a private image fed from a stream, a volume from it, its properties restored.
 
-The flow, top to bottom: create_restore_image -> upload_image_data -> resolve_volume_type ->
-create_volume_from_image -> set_volume_bootable -> set_volume_image_metadata -> delete_image_and_wait.
+In the order a restore runs them: resolve_volume_type -> create_restore_image -> upload_image_data ->
+create_volume_from_image -> set_volume_bootable -> set_volume_image_metadata -> remove_volume_metadata.
+The image and the volume are registered as temporaries the moment their create call returns.
 """
 
 from __future__ import annotations
@@ -18,13 +19,9 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk 
     sdk_exceptions,
     status_code,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import DEFAULT_STEP_TIMEOUT
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import (
-    DEFAULT_REMOVAL_TIMEOUT,
-    TAG_KEYS,
-    remove_temporary,
-)
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import wait_image_active, wait_volume_status
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import TAG_KEYS
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries, Temporary
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline, wait_image_active, wait_volume_status
 
 UPLOAD_PIECE_SIZE = 1024 * 1024
 # Image metadata that Glance or Cinder compute for the image a volume was really made from: restoring
@@ -39,26 +36,22 @@ MANAGED_IMAGE_METADATA_PREFIXES = ("os_glance_",)
 _QUOTA_MARKERS = ("OverLimit", "VolumeSizeExceedsAvailableQuota", "VolumeLimitExceeded", "quota", "Quota")
 
 
-def create_restore_image(
-    conn: t.Any, name: str, size: int, min_disk: int | None = None, min_ram: int | None = None,
-    tags: t.Mapping[str, str] | None = None,
-) -> t.Any:
-    """Private raw/bare image record (no data yet), tagged with `tags` (the temporary tags).
+def create_restore_image(conn: t.Any, temps: Temporaries, *, disk_format: str, min_disk: int, min_ram: int = 0) -> tuple[t.Any, Temporary]:
+    """Private image record of `disk_format` (no data yet), tagged temporary and registered at once.
 
-    `size` (bytes) only sets min_disk when none is given; upload_image_data announces it to Glance.
-    The caller records the returned image in its TemporaryResources at once.
+    Returns (image, its registration), so the caller can remove it as a step once the volume exists.
     """
-    if min_disk is None:
-        min_disk = -(-int(size) // (1024 ** 3))
+    name = temps.name("image")
     body: dict[str, t.Any] = {
-        "name": name, "disk_format": "raw", "container_format": "bare", "visibility": "private",
+        "name": name, "disk_format": disk_format, "container_format": "bare", "visibility": "private",
         "min_disk": int(min_disk), "min_ram": int(min_ram or 0),
     }
-    body.update({k: str(v) for k, v in (tags or {}).items()})
+    body.update({k: str(v) for k, v in temps.tags.items()})
     response = call(f"create image {name!r}", conn.image.post, "/images", json=body, headers={"Accept": "application/json"})
-    _raise_for_response(f"create image {name!r}", response)
+    raise_for_response(f"create image {name!r}", response)
     image_id = response.json()["id"]
-    return call(f"get image {image_id}", conn.image.get_image, image_id)
+    registration = temps.register_image(image_id, name)
+    return call(f"get image {image_id}", conn.image.get_image, image_id), registration
 
 
 class _SizedBody:
@@ -104,10 +97,8 @@ class _SizedBody:
             raise self.error
 
 
-def upload_image_data(
-    conn: t.Any, image: t.Any, fileobj: t.Any, size: int, timeout: float = DEFAULT_STEP_TIMEOUT,
-    piece_size: int = UPLOAD_PIECE_SIZE,
-) -> t.Any:
+def upload_image_data(conn: t.Any, image: t.Any, fileobj: t.Any, size: int, *, deadline: Deadline,
+                      piece_size: int = UPLOAD_PIECE_SIZE) -> t.Any:
     """PUT /v2/images/{id}/file from `fileobj.read(n)` with Content-Length = size; wait active.
 
     An exception raised by `fileobj.read` propagates as it is. Returns the active image.
@@ -131,8 +122,8 @@ def upload_image_data(
         raise
     if body.error is not None:
         raise body.error
-    _raise_for_response(f"upload data to image {image_id}", response)
-    return wait_image_active(conn, image_id, timeout)
+    raise_for_response(f"upload data to image {image_id}", response)
+    return wait_image_active(conn, image_id, deadline)
 
 
 def resolve_volume_type(conn: t.Any, requested: str | None, source_type_name: str | None) -> tuple[str | None, str]:
@@ -164,29 +155,22 @@ def _default_volume_type(conn: t.Any) -> str | None:
         return None
 
 
-def create_volume_from_image(
-    conn: t.Any, name: str, size: int, image: t.Any, volume_type: str | None = None, availability_zone: str | None = None,
-    metadata: t.Mapping[str, str] | None = None, description: str | None = None, timeout: float = DEFAULT_STEP_TIMEOUT,
-    delete_on_failure: bool = True,
-) -> t.Any:
-    """New volume (size in GiB) from `image`, waited available.
+def create_volume_from_image(conn: t.Any, temps: Temporaries, image: t.Any, *, name: str, size: int, deadline: Deadline,
+                             volume_type: str | None = None, availability_zone: str | None = None,
+                             metadata: t.Mapping[str, str] | None = None, description: str | None = None) -> tuple[t.Any, Temporary]:
+    """New volume (size in GiB) from `image`, tagged and registered as a temporary at once, waited available.
 
-    A quota refusal raises OpenStackError("... quota exceeded ...") with nothing created. When the
-    volume goes to error or the wait times out, it is deleted (unless delete_on_failure is False)
-    and the error's details say whether it was left behind.
+    Returns (volume, its registration): the caller keeps it (Temporaries.keep) once it is complete,
+    so a failure, a timeout or SIGTERM during the wait removes it. A quota refusal raises
+    OpenStackError("... quota exceeded ...") with nothing created.
     """
     image_id = getattr(image, "id", image)
-    kwargs: dict[str, t.Any] = {"name": name, "size": int(size), "image_id": image_id}
-    if volume_type:
-        kwargs["volume_type"] = volume_type
-    if availability_zone:
-        kwargs["availability_zone"] = availability_zone
-    if metadata:
-        kwargs["metadata"] = {k: str(v) for k, v in metadata.items()}
-    if description is not None:
-        kwargs["description"] = description
+    request: dict[str, t.Any] = {"name": name, "size": int(size), "image_id": image_id,
+                                 "metadata": {k: str(v) for k, v in dict(metadata or {}, **temps.tags).items()}}
+    optional = {"volume_type": volume_type, "availability_zone": availability_zone, "description": description}
+    request.update({key: value for key, value in optional.items() if value is not None})
     try:
-        volume = conn.block_storage.create_volume(**kwargs)
+        volume = conn.block_storage.create_volume(**request)
     except api_errors() as error:
         if _is_quota_error(error):
             raise OpenStackError(
@@ -194,19 +178,8 @@ def create_volume_from_image(
                 http_status=status_code(error), reason="quota",
             ) from error
         raise OpenStackError(f"Failed to create volume {name!r} from image {image_id}: {error}", http_status=status_code(error)) from error
-    try:
-        return wait_volume_status(conn, volume.id, ["available"], timeout)
-    except OpenStackError as error:
-        if delete_on_failure:
-            try:
-                delete_volume_and_wait(conn, volume.id, DEFAULT_REMOVAL_TIMEOUT)
-                error.details["left_behind"] = []
-            except Exception as cleanup_error:  # pylint: disable=broad-exception-caught
-                error.details["left_behind"] = [{"type": "volume", "id": volume.id, "name": name, "error": str(cleanup_error)}]
-                error.message += f"; volume {volume.id} could not be removed: {cleanup_error}"
-        else:
-            error.details["left_behind"] = [{"type": "volume", "id": volume.id, "name": name, "error": "kept on request"}]
-        raise
+    registration = temps.register_volume(volume.id, name)
+    return wait_volume_status(conn, volume.id, ["available"], deadline), registration
 
 
 def _is_quota_error(error: BaseException) -> bool:
@@ -251,41 +224,15 @@ def set_volume_image_metadata(conn: t.Any, volume: t.Any, metadata: t.Mapping[st
     return {"set": sorted(wanted), "skipped": skipped, "removed": ours}
 
 
-def find_volumes_by_name(conn: t.Any, name: str) -> list[t.Any]:
-    """Every volume of the project named exactly `name` (names are not unique in Cinder)."""
-    # Filtering client-side: Cinder refuses a `name` filter unless its resource_filters allow it.
-    volumes = call(f"list volumes named {name!r}", lambda: list(conn.block_storage.volumes(details=True)))
-    return [v for v in volumes if v.name == name]
+def remove_volume_metadata(conn: t.Any, volume: t.Any, keys: t.Iterable[str]) -> None:
+    volume_id = getattr(volume, "id", volume)
+    call(f"remove metadata {', '.join(keys)} from volume {volume_id}", conn.block_storage.delete_volume_metadata, volume, keys=list(keys))
 
 
-def volume_carries_tag(volume: t.Any, key: str, value: str | None = None) -> bool:
-    """True when the volume's metadata has `key` (equal to `value` when given): idempotency checks."""
-    metadata = dict(getattr(volume, "metadata", None) or {})
-    if key not in metadata:
-        return False
-    return value is None or str(metadata[key]) == str(value)
-
-
-def delete_volume_and_wait(conn: t.Any, volume: t.Any, timeout: float = DEFAULT_REMOVAL_TIMEOUT) -> None:
-    """Delete a volume (after it leaves creating/downloading...) and wait until it is gone."""
-    remove_temporary(conn, "volume", getattr(volume, "id", volume), timeout)
-
-
-def delete_image_and_wait(conn: t.Any, image: t.Any, timeout: float = DEFAULT_REMOVAL_TIMEOUT) -> None:
-    remove_temporary(conn, "image", getattr(image, "id", image), timeout)
-
-
-def _raise_for_response(what: str, response: t.Any) -> None:
+def raise_for_response(what: str, response: t.Any) -> None:
     try:
         sdk_exceptions.raise_from_response(response)
     except api_errors() as error:
         if is_not_found(error):
             raise OpenStackError(f"Failed to {what}: not found ({error})", http_status=404) from error
         raise OpenStackError(f"Failed to {what}: {error}", http_status=status_code(error)) from error
-
-
-__all__ = [
-    "MANAGED_IMAGE_METADATA_KEYS", "create_restore_image", "create_volume_from_image", "delete_image_and_wait",
-    "delete_volume_and_wait", "find_volumes_by_name", "resolve_volume_type", "restorable_image_metadata",
-    "set_volume_bootable", "set_volume_image_metadata", "upload_image_data", "volume_carries_tag",
-]

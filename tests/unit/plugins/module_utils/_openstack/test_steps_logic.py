@@ -11,7 +11,8 @@ import requests
 from openstack import exceptions as sdk_exceptions
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import IntegrityError, InvalidInputError, OpenStackError
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps, connection, restore_steps
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps, connection, restore_steps, tags, transfer_format, volumes
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline
 from ansible_collections.openstack_dr.bank.tests.unit.plugins.module_utils._openstack.fakes import FakeConnection, resource
 
 
@@ -41,7 +42,7 @@ def test_describe_volume_is_plain_and_drops_our_tags():
         metadata={"app": "db", "openstack_dr_bank_run": "x"}, volume_image_metadata={"hw_disk_bus": "scsi", "openstack_dr_bank_temporary": "true"},
         status="in-use", description="d",
     )
-    described = backup_steps.describe_volume(FakeConnection(), volume)
+    described = volumes.describe_volume(FakeConnection(), volume)
     assert described == {
         "id": "v1", "name": "db", "size": 3, "volume_type": "fast", "bootable": True, "multiattach": False,
         "availability_zone": "nova", "metadata": {"app": "db"}, "volume_image_metadata": {"hw_disk_bus": "scsi"},
@@ -81,10 +82,10 @@ def test_restorable_image_metadata_skips_managed_keys_and_our_tags():
 
 def test_volume_carries_tag():
     volume = resource(id="v", metadata={"openstack_dr_bank_backup_id": "B1"})
-    assert restore_steps.volume_carries_tag(volume, "openstack_dr_bank_backup_id", "B1")
-    assert restore_steps.volume_carries_tag(volume, "openstack_dr_bank_backup_id")
-    assert not restore_steps.volume_carries_tag(volume, "openstack_dr_bank_backup_id", "B2")
-    assert not restore_steps.volume_carries_tag(resource(id="w"), "openstack_dr_bank_backup_id")
+    assert tags.carries_tag(volume, "openstack_dr_bank_backup_id", "B1")
+    assert tags.carries_tag(volume, "openstack_dr_bank_backup_id")
+    assert not tags.carries_tag(volume, "openstack_dr_bank_backup_id", "B2")
+    assert not tags.carries_tag(resource(id="w"), "openstack_dr_bank_backup_id")
 
 
 def test_quota_refusal_is_recognised():
@@ -129,7 +130,7 @@ def test_reader_exception_propagates_as_is():
     conn = FakeConnection()
     conn.image = _ImageProxy()
     with pytest.raises(IntegrityError, match="chunk 1 tampered"):
-        restore_steps.upload_image_data(conn, "img", _FailingReader(), 8, piece_size=4)
+        restore_steps.upload_image_data(conn, "img", _FailingReader(), 8, deadline=Deadline(60), piece_size=4)
 
 
 def test_short_source_is_an_error():
@@ -148,7 +149,7 @@ def test_argument_spec_matches_openstack_cloud_options():
     spec = connection.openstack_argument_spec()
     assert set(spec) == {
         "cloud", "auth", "auth_type", "region_name", "validate_certs", "ca_cert", "client_cert", "client_key",
-        "interface", "api_timeout", "wait", "timeout", "sdk_log_path", "sdk_log_level",
+        "interface", "api_timeout", "timeout", "sdk_log_path", "sdk_log_level",
     }
     assert spec["auth"]["no_log"] and spec["client_key"]["no_log"]
     assert spec["timeout"]["default"] >= 3600
@@ -162,6 +163,12 @@ def test_cloud_dict_with_separate_auth_is_refused():
 def test_data_step_timeout_grows_with_size():
     assert connection.data_step_timeout(3600, 1) == 3600
     assert connection.data_step_timeout(3600, 1024) == 1024 * 60
+
+
+@pytest.mark.parametrize("timeout", [0, -5, None])
+def test_a_timeout_that_is_not_positive_is_refused_by_name(timeout):
+    with pytest.raises(InvalidInputError, match="timeout must be a positive number"):
+        connection.data_step_timeout(timeout, 1)
 
 
 def test_unknown_named_cloud_is_a_clear_error(tmp_path, monkeypatch):
@@ -184,3 +191,47 @@ def test_doc_fragment_documents_the_argument_spec_exactly():
         assert option.get("default") == doc.get("default"), name
         assert sorted(option.get("aliases", [])) == sorted(doc.get("aliases", [])), name
         assert sorted(option.get("choices", [])) == sorted(doc.get("choices", [])), name
+
+
+def _glance_accepting(*formats):
+    conn = FakeConnection()
+
+    class Schema:
+        @staticmethod
+        def json():
+            return {"properties": {"disk_format": {"enum": list(formats)}}}
+
+    conn.image.get = lambda url: Schema()
+    return conn
+
+
+def test_auto_picks_the_first_preferred_format_glance_accepts():
+    accepted = transfer_format.glance_disk_formats(_glance_accepting("raw", "qcow2", "vmdk", "vdi"))
+    chosen = transfer_format.choose_transfer_format("auto", ("vdi", "vmdk", "qcow2"), accepted)
+    assert (chosen.disk_format, chosen.automatic) == ("vdi", True) and "fastest" in chosen.reason
+    assert transfer_format.choose_transfer_format("auto", ("vdi", "qcow2"), ["raw", "qcow2"]).disk_format == "qcow2"
+
+
+def test_auto_falls_back_to_raw_and_says_why():
+    chosen = transfer_format.choose_transfer_format("auto", ("vdi", "qcow2"), ["raw"])
+    assert chosen.disk_format == "raw" and "accepts none of vdi, qcow2" in chosen.reason
+    refused = transfer_format.fallback_to_raw(transfer_format.TransferFormat("vdi", "x", True), OpenStackError("400 bad format"))
+    assert refused.disk_format == "raw" and "refused vdi (400 bad format)" in refused.reason
+
+
+def test_a_requested_format_glance_refuses_is_an_error_naming_its_formats():
+    with pytest.raises(InvalidInputError, match="transfer_format vdi is not accepted by this Glance .*raw, qcow2"):
+        transfer_format.choose_transfer_format("vdi", ("vdi", "qcow2"), ["raw", "qcow2"])
+    assert transfer_format.choose_transfer_format("raw", ("vdi",), []).disk_format == "raw"
+    assert transfer_format.choose_transfer_format("qcow2", ("vdi", "qcow2"), ["qcow2"]).reason == "qcow2 as requested"
+
+
+def test_unpublished_glance_formats_mean_raw_only():
+    conn = FakeConnection()
+
+    def broken(url):
+        raise sdk_exceptions.HttpException("no schema", http_status=404)
+
+    conn.image.get = broken
+    assert transfer_format.glance_disk_formats(conn) == []
+    assert transfer_format.choose_transfer_format("auto", ("vdi",), []).disk_format == "raw"

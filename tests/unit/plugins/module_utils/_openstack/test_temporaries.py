@@ -1,6 +1,6 @@
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Temporaries are tagged, removed image -> volume -> snapshot, and cleanup never raises."""
+"""Temporaries are tagged, registered at birth, removed last-in first-out, and cleanup never raises."""
 
 from __future__ import annotations
 
@@ -10,35 +10,41 @@ import signal
 import pytest
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError, OpenStackError
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import temporaries
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import TemporaryResources
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import removal, tags, temporaries, waiters
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline
 from ansible_collections.openstack_dr.bank.tests.unit.plugins.module_utils._openstack.fakes import FakeConnection, resource
 
 
-def make_site(tracker: TemporaryResources, conn: FakeConnection) -> None:
-    """One temporary of each kind, recorded in creation order (snapshot first)."""
-    tags = tracker.tags
-    conn.block_storage.add("snapshot", resource(id="s1", name=tracker.name("snapshot"), metadata=tags))
-    tracker.record("snapshot", "s1", tracker.name("snapshot"))
-    conn.block_storage.add("volume", resource(id="v1", name=tracker.name("volume"), metadata=tags))
-    tracker.record("volume", "v1", tracker.name("volume"))
-    conn.image.add("image", resource(id="i1", name=tracker.name("image"), properties=tags))
-    tracker.record("image", "i1", tracker.name("image"))
+def tracker_of(conn: FakeConnection, **options) -> Temporaries:
+    options.setdefault("backup", "b")
+    return Temporaries(conn, removal_timeout=60, **options)
+
+
+def make_site(tracker: Temporaries, conn: FakeConnection) -> None:
+    """One temporary of each kind, registered in creation order (snapshot first)."""
+    marks = tracker.tags
+    conn.block_storage.add("snapshot", resource(id="s1", name=tracker.name("snapshot"), metadata=marks))
+    tracker.register_snapshot("s1", tracker.name("snapshot"))
+    conn.block_storage.add("volume", resource(id="v1", name=tracker.name("volume"), metadata=marks))
+    tracker.register_volume("v1", tracker.name("volume"))
+    conn.image.add("image", resource(id="i1", name=tracker.name("image"), properties=marks))
+    tracker.register_image("i1", tracker.name("image"))
 
 
 def test_tags_name_run_backup_and_source_volume():
-    tracker = TemporaryResources(FakeConnection(), backup="nightly", source_volume_id="vol-1", run_id="abcdef0123")
+    tracker = tracker_of(FakeConnection(), backup="nightly", source_volume_id="vol-1", run_id="abcdef0123")
     assert tracker.tags == {
         "openstack_dr_bank_temporary": "true", "openstack_dr_bank_run": "abcdef0123",
         "openstack_dr_bank_backup": "nightly", "openstack_dr_bank_source_volume": "vol-1",
     }
     assert tracker.name("snapshot") == "dr-bank-tmp-nightly-snapshot-abcdef01"
-    assert TemporaryResources(FakeConnection(), prefix="x-", run_id="r" * 8).name("image") == "x-image-rrrrrrrr"
+    assert tracker_of(FakeConnection(), backup=None, prefix="x-", run_id="r" * 8).name("image") == "x-image-rrrrrrrr"
 
 
-def test_cleanup_removes_in_dependency_order():
+def test_cleanup_removes_last_in_first_out():
     conn = FakeConnection()
-    tracker = TemporaryResources(conn, backup="b", handle_sigterm=False)
+    tracker = tracker_of(conn, handle_sigterm=False)
     make_site(tracker, conn)
     report = tracker.cleanup()
     assert conn.deleted == [("image", "i1"), ("volume", "v1"), ("snapshot", "s1")]
@@ -48,7 +54,7 @@ def test_cleanup_removes_in_dependency_order():
 
 def test_cleanup_never_raises_and_reports_what_is_left():
     conn = FakeConnection()
-    tracker = TemporaryResources(conn, backup="b", handle_sigterm=False)
+    tracker = tracker_of(conn, handle_sigterm=False)
     make_site(tracker, conn)
     conn.block_storage.fail_delete.add("v1")
     report = tracker.cleanup()
@@ -61,7 +67,7 @@ def test_cleanup_never_raises_and_reports_what_is_left():
 def test_context_manager_cleans_up_on_failure_and_adds_report_to_error():
     conn = FakeConnection()
     with pytest.raises(OpenStackError) as caught:
-        with TemporaryResources(conn, backup="b") as tracker:
+        with tracker_of(conn) as tracker:
             make_site(tracker, conn)
             raise OpenStackError("step failed")
     assert not conn.block_storage.items["volume"] and not conn.image.items["image"]
@@ -72,7 +78,7 @@ def test_context_manager_turns_sigterm_into_an_error_and_restores_the_handler():
     conn = FakeConnection()
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(DrBankError, match="SIGTERM"):
-        with TemporaryResources(conn, backup="b") as tracker:
+        with tracker_of(conn) as tracker:
             make_site(tracker, conn)
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before
@@ -81,13 +87,13 @@ def test_context_manager_turns_sigterm_into_an_error_and_restores_the_handler():
 
 def test_orphan_finder_sees_only_tagged_temporaries_of_the_run():
     conn = FakeConnection()
-    mine = TemporaryResources(conn, backup="b", run_id="run-a", handle_sigterm=False)
+    mine = tracker_of(conn, run_id="run-a", handle_sigterm=False)
     make_site(mine, conn)
     conn.block_storage.add("volume", resource(id="user-vol", name="dr-bank-tmp-looks-like-one", metadata={}))
-    conn.block_storage.add("volume", resource(id="v-other", name="x", metadata=temporaries.temporary_tags("run-b", "b", None)))
+    conn.block_storage.add("volume", resource(id="v-other", name="x", metadata=tags.temporary_tags("run-b", "b", None)))
     assert {o["id"] for o in temporaries.find_orphaned_temporaries(conn)} == {"s1", "v1", "i1", "v-other"}
     assert {o["id"] for o in temporaries.find_orphaned_temporaries(conn, run_id="run-a")} == {"s1", "v1", "i1"}
-    report = temporaries.remove_orphaned_temporaries(conn, run_id="run-a")
+    report = temporaries.remove_orphaned_temporaries(conn, run_id="run-a", removal_timeout=60)
     assert [r["id"] for r in report["removed"]] == ["i1", "v1", "s1"]
     assert set(conn.block_storage.items["volume"]) == {"user-vol", "v-other"}
 
@@ -105,14 +111,61 @@ def test_volume_still_creating_is_waited_for_then_deleted():
             return next(statuses, "available")
 
     conn.block_storage.add("volume", Volume())
-    temporaries.remove_temporary(conn, "volume", "v5", timeout=30)
+    removal.remove_volume(conn, "v5", Deadline(30))
     assert conn.deleted == [("volume", "v5")]
 
 
 def test_removal_retries_a_busy_server(monkeypatch):
-    monkeypatch.setattr(temporaries.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(removal.time, "sleep", lambda seconds: None)
     conn = FakeConnection()
     conn.image.add("image", resource(id="i7", name="dr-bank-tmp-i"))
     conn.image.busy_deletes["i7"] = 2
-    temporaries.remove_temporary(conn, "image", "i7", timeout=60)
+    removal.remove_image(conn, "i7", Deadline(60))
     assert conn.deleted == [("image", "i7")] * 3 and not conn.image.items["image"]
+
+
+def test_kept_temporaries_are_never_removed_and_removed_now_ones_are_reported():
+    conn = FakeConnection()
+    with tracker_of(conn) as tracker:
+        conn.image.add("image", resource(id="i1", name="restore-image"))
+        image = tracker.register_image("i1", "restore-image")
+        conn.block_storage.add("volume", resource(id="v1", name="restored"))
+        volume = tracker.register_volume("v1", "restored")
+        tracker.keep(volume)
+        tracker.remove_now(image)
+    assert set(conn.block_storage.items["volume"]) == {"v1"} and not conn.image.items["image"]
+    assert [r["id"] for r in tracker.report["removed"]] == ["i1"] and tracker.report["left_behind"] == []
+
+
+def test_a_removal_has_one_deadline_for_waiting_deleting_and_waiting_gone(monkeypatch):
+    """A volume stuck in `creating`: the removal gives up at its one deadline, not three times it."""
+    clock = {"now": 0.0}
+
+    def sleep(seconds):
+        clock["now"] += seconds
+
+    monkeypatch.setattr(removal.time, "sleep", sleep)
+    monkeypatch.setattr(waiters.time, "sleep", sleep)
+    conn = FakeConnection()
+    conn.block_storage.add("volume", resource(id="v9", name="stuck", status="creating"))
+    deadline = Deadline(40, clock=lambda: clock["now"])
+    with pytest.raises(OpenStackError, match="Timed out after 40 s"):
+        removal.remove_volume(conn, "v9", deadline)
+    assert clock["now"] == pytest.approx(40)
+    assert conn.deleted == []
+
+
+def test_each_create_step_registers_its_removal_before_it_waits():
+    """The wait fails at once (status error): the temporary must already be registered, so cleanup removes it."""
+    from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps  # pylint: disable=import-outside-toplevel
+
+    conn = FakeConnection()
+
+    def create_snapshot(**fields):
+        return conn.block_storage.add("snapshot", resource(id="s-new", status="error", **{k: v for k, v in fields.items() if k == "name"}))
+
+    conn.block_storage.create_snapshot = create_snapshot
+    with pytest.raises(OpenStackError, match="s-new"):
+        with tracker_of(conn) as tracker:
+            backup_steps.create_temporary_snapshot(conn, tracker, resource(id="vol"), force=False, deadline=Deadline(60))
+    assert [r["id"] for r in tracker.report["removed"]] == ["s-new"] and not conn.block_storage.items["snapshot"]
