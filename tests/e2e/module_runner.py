@@ -73,3 +73,29 @@ def start_module(name: str, args: dict, tree: str, env: dict | None = None) -> s
     """
     return subprocess.Popen(_command(name, args, False), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_environment(tree, env), start_new_session=True)
+
+
+def signal_process_tree(pid: int, signum: int) -> None:
+    """Send `signum` to `pid` and every process below it.
+
+    ansible-core 2.19 starts module workers in a session of their own, so signalling ansible's
+    process group would miss the module: a supervisor stopping a job reaches the whole tree.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    tree = [pid]
+    for member in tree:
+        tree.extend(children.get(member, []))
+    for member in tree:
+        try:
+            os.kill(member, signum)
+        except ProcessLookupError:
+            pass

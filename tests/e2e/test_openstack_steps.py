@@ -31,8 +31,8 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
     InvalidInputError,
     OpenStackError,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps, restore_steps, temporaries
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import TemporaryResources
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps, removal, restore_steps, tags, temporaries, volumes
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline
 
 GIB = 1024 ** 3
 STEP_TIMEOUT = 300
@@ -63,34 +63,58 @@ class PayloadReader:
         return piece
 
 
+def deadline() -> Deadline:
+    return Deadline(STEP_TIMEOUT)
+
+
+def tracker(conn: Any, **options: Any) -> temporaries.Temporaries:
+    return temporaries.Temporaries(conn, removal_timeout=STEP_TIMEOUT, **options)
+
+
+def copy_to_image(conn: Any, temps: temporaries.Temporaries, volume: Any, mode: str) -> Any:
+    """The backup flow's copy, step by step: (snapshot -> temporary volume ->) raw image."""
+    if mode == "snapshot":
+        snapshot = backup_steps.create_temporary_snapshot(conn, temps, volume, force=False, deadline=deadline())
+        volume = backup_steps.create_temporary_volume(conn, temps, snapshot, volume.size, deadline=deadline())
+    return backup_steps.upload_volume_to_image(conn, temps, volume, disk_format="raw", deadline=deadline())
+
+
+def remove_volume(conn: Any, volume: Any) -> None:
+    removal.remove_volume(conn, getattr(volume, "id", volume), deadline())
+
+
+def remove_image(conn: Any, image: Any) -> None:
+    removal.remove_image(conn, getattr(image, "id", image), deadline())
+
+
 def assert_nothing_tagged_left(conn: Any, run_id: str) -> None:
     left = temporaries.find_orphaned_temporaries(conn, run_id=run_id)
     assert left == [], f"temporaries of run {run_id} left behind: {left}"
 
 
 def check_image_bytes(conn: Any, image: Any, payload: bytes, expected_size: int) -> None:
-    """Streams the image through open_image_download: payload first, zeros after, Glance's hash right."""
+    """Streams the image through GlanceImageSource: payload first, zeros after, Glance's hash right."""
     digest = hashlib.sha256()
-    whole = None
+    image = backup_steps.get_active_image(conn, image.id)
+    source = backup_steps.GlanceImageSource(conn, image)
+    assert source.size == expected_size
+    assert (image.disk_format, image.container_format) == ("raw", "bare")
+    whole = hashlib.new(image.hash_algo)
     seen = 0
-    with backup_steps.open_image_download(conn, image) as download:
-        assert download.size == expected_size
-        assert (download.disk_format, download.container_format) == ("raw", "bare")
-        if download.os_hash_algo:
-            whole = hashlib.new(download.os_hash_algo)
-        for piece in download.pieces:
-            assert len(piece) <= 1024 * 1024
-            if whole is not None:
-                whole.update(piece)
-            head = piece[:max(0, len(payload) - seen)]
-            digest.update(head)
-            tail = piece[len(head):]
-            assert tail.count(0) == len(tail), f"non-zero byte after the payload near offset {seen}"
-            seen += len(piece)
-    assert seen == expected_size
+    for piece in source.stream(0):
+        assert len(piece) <= 1024 * 1024
+        whole.update(piece)
+        head = piece[:max(0, len(payload) - seen)]
+        digest.update(head)
+        tail = piece[len(head):]
+        assert tail.count(0) == len(tail), f"non-zero byte after the payload near offset {seen}"
+        seen += len(piece)
+    assert seen == expected_size == source.bytes_streamed
     assert digest.hexdigest() == hashlib.sha256(payload).hexdigest(), "the image does not hold the volume's bytes"
-    if whole is not None:
-        assert whole.hexdigest() == download.os_hash_value
+    assert whole.hexdigest() == image.hash_value
+    # Glance honours Range: a window anywhere in the image comes back exact.
+    window = source.read_range(len(payload) - 100, 200)
+    assert window == payload[-100:] + bytes(100) and source.range_requests == 1
 
 
 @pytest.fixture(scope="module", name="admin_a")
@@ -101,14 +125,13 @@ def fixture_admin_a(devcloud_sites):
 
 
 def make_image_with_bytes(conn: Any, name: str, payload: bytes) -> Any:
-    """Our own restore-side steps: a private raw image, then a sized streamed upload."""
-    image = restore_steps.create_restore_image(conn, name, len(payload), tags={})
-    try:
-        reader = PayloadReader(payload)
-        image = restore_steps.upload_image_data(conn, image, reader, len(payload), timeout=STEP_TIMEOUT, piece_size=8 * 1024 * 1024)
-    except BaseException:
-        restore_steps.delete_image_and_wait(conn, image)
-        raise
+    """Our own restore-side steps: a private raw image, then a sized streamed upload (kept: not a temporary)."""
+    temps = tracker(conn, prefix=name + "-", handle_sigterm=False)
+    with temps:
+        image, registration = restore_steps.create_restore_image(conn, temps, disk_format="raw", min_disk=1)
+        image = restore_steps.upload_image_data(conn, image, PayloadReader(payload), len(payload), deadline=deadline(),
+                                                piece_size=8 * 1024 * 1024)
+        temps.keep(registration)
     assert image.size == len(payload)
     return image
 
@@ -121,12 +144,16 @@ def fixture_source(site_a):
     image = make_image_with_bytes(site_a, f"{tag}-source-image", payload)
     volume = None
     try:
-        volume = restore_steps.create_volume_from_image(site_a, f"{tag}-source", 1, image, timeout=STEP_TIMEOUT)
+        with tracker(site_a, handle_sigterm=False) as temps:
+            volume, registration = restore_steps.create_volume_from_image(site_a, temps, image, name=f"{tag}-source", size=1,
+                                                                          deadline=deadline())
+            temps.keep(registration)
+        restore_steps.remove_volume_metadata(site_a, volume, temps.tags)
         yield {"volume": volume, "payload": payload, "tag": tag}
     finally:
-        restore_steps.delete_image_and_wait(site_a, image)
+        remove_image(site_a, image)
         if volume is not None:
-            restore_steps.delete_volume_and_wait(site_a, volume)
+            remove_volume(site_a, volume)
 
 
 def attach_without_nova(conn: Any, volume: Any) -> None:
@@ -143,13 +170,12 @@ def detach_without_nova(conn: Any, volume: Any) -> None:
 
 
 def test_snapshot_mode_image_holds_the_volume_bytes(site_a, source):
-    volume = backup_steps.find_volume(site_a, source["volume"].name)
-    with TemporaryResources(site_a, backup="e2e-snap", source_volume_id=volume.id) as temps:
-        image, mode = backup_steps.copy_volume_to_image(site_a, temps, volume, "snapshot", timeout=STEP_TIMEOUT)
-        assert mode == "snapshot"
+    volume = volumes.find_volume(site_a, source["volume"].name)
+    with tracker(site_a, backup="e2e-snap", source_volume_id=volume.id) as temps:
+        image = copy_to_image(site_a, temps, volume, "snapshot")
         assert image.visibility == "private"
-        assert temporaries.is_temporary(temporaries.image_properties(image), temps.run_id)
-        assert sorted(c["type"] for c in temps.created) == ["image", "snapshot", "volume"]
+        assert tags.is_temporary(tags.image_properties(image), temps.run_id)
+        assert [c.kind for c in temps.registered] == ["snapshot", "volume", "image"]
         check_image_bytes(site_a, image, source["payload"], GIB)
         assert site_a.block_storage.get_volume(volume.id).status == "available"
     assert [r["type"] for r in temps.report["removed"]] == ["image", "volume", "snapshot"]
@@ -163,7 +189,7 @@ def test_in_use_volume_is_found_and_needs_force_for_a_snapshot(site_a, source):
     volume = source["volume"]
     attach_without_nova(site_a, volume)
     try:
-        volume = backup_steps.find_volume(site_a, volume.name)
+        volume = volumes.find_volume(site_a, volume.name)
         assert volume.status == "in-use"
         with pytest.raises(InvalidInputError, match="force"):
             backup_steps.choose_copy_mode(volume, "auto", force=False)
@@ -175,13 +201,13 @@ def test_in_use_volume_is_found_and_needs_force_for_a_snapshot(site_a, source):
 
 
 def test_direct_mode_image_holds_the_volume_bytes_without_copies(site_a, source):
-    volume = backup_steps.find_volume(site_a, source["volume"].id)
-    described = backup_steps.describe_volume(site_a, volume)
+    volume = volumes.find_volume(site_a, source["volume"].id)
+    described = volumes.describe_volume(site_a, volume)
     assert described["size"] == 1 and described["volume_type"] == "nfs" and described["region"] == "RegionA"
-    with TemporaryResources(site_a, backup="e2e-direct", source_volume_id=volume.id) as temps:
-        image, mode = backup_steps.copy_volume_to_image(site_a, temps, volume, "auto", timeout=STEP_TIMEOUT)
-        assert mode == "direct"
-        assert [c["type"] for c in temps.created] == ["image"]
+    assert backup_steps.choose_copy_mode(volume, "auto", False) == "direct"
+    with tracker(site_a, backup="e2e-direct", source_volume_id=volume.id) as temps:
+        image = copy_to_image(site_a, temps, volume, "direct")
+        assert [c.kind for c in temps.registered] == ["image"]
         check_image_bytes(site_a, image, source["payload"], GIB)
     assert [r["type"] for r in temps.report["removed"]] == ["image"]
     assert site_a.block_storage.get_volume(volume.id).status == "available"
@@ -191,10 +217,10 @@ def test_direct_mode_image_holds_the_volume_bytes_without_copies(site_a, source)
 def test_upload_deadline_failure_leaves_no_temporary(site_a, source):
     volume = source["volume"]
     with pytest.raises(DeadlineExceededError) as caught:
-        with TemporaryResources(site_a, backup="e2e-deadline", source_volume_id=volume.id) as temps:
-            snapshot = backup_steps.create_temporary_snapshot(site_a, temps, volume, force=False, timeout=STEP_TIMEOUT)
-            temporary_volume = backup_steps.create_temporary_volume(site_a, temps, snapshot, 1, timeout=STEP_TIMEOUT)
-            backup_steps.upload_volume_to_temporary_image(site_a, temps, temporary_volume, timeout=0.001)
+        with tracker(site_a, backup="e2e-deadline", source_volume_id=volume.id) as temps:
+            snapshot = backup_steps.create_temporary_snapshot(site_a, temps, volume, force=False, deadline=deadline())
+            temporary_volume = backup_steps.create_temporary_volume(site_a, temps, snapshot, 1, deadline=deadline())
+            backup_steps.upload_volume_to_image(site_a, temps, temporary_volume, disk_format="raw", deadline=Deadline(0.001))
     error = caught.value
     assert error.details["resource_type"] == "image" and error.details["resource_id"] in str(error)
     report = error.details["temporaries"]
@@ -207,11 +233,11 @@ def test_upload_deadline_failure_leaves_no_temporary(site_a, source):
 def test_exception_after_the_temporary_volume_exists_leaves_nothing(site_a, source):
     volume = source["volume"]
     with pytest.raises(RuntimeError, match="injected"):
-        with TemporaryResources(site_a, backup="e2e-inject", source_volume_id=volume.id) as temps:
-            snapshot = backup_steps.create_temporary_snapshot(site_a, temps, volume, force=False, timeout=STEP_TIMEOUT)
-            # No wait: the volume is recorded while still `creating`, and must still be removed.
+        with tracker(site_a, backup="e2e-inject", source_volume_id=volume.id) as temps:
+            snapshot = backup_steps.create_temporary_snapshot(site_a, temps, volume, force=False, deadline=deadline())
+            # No wait: the volume is registered while still `creating`, and must still be removed.
             site_volume = site_a.block_storage.create_volume(snapshot_id=snapshot.id, size=1, name=temps.name("volume"), metadata=temps.tags)
-            temps.record("volume", site_volume.id, temps.name("volume"))
+            temps.register_volume(site_volume.id, temps.name("volume"))
             raise RuntimeError("injected failure after the temporary volume exists")
     assert [r["type"] for r in temps.report["removed"]] == ["volume", "snapshot"]
     assert_nothing_tagged_left(site_a, temps.run_id)
@@ -221,15 +247,16 @@ SIGTERM_SCRIPT = textwrap.dedent("""
     import json, sys, time
     from devcloud_fixtures import connect
     from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError
-    from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps
-    from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import TemporaryResources
+    from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import backup_steps, volumes
+    from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries
+    from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline
     conn = connect("site-a")
-    volume = backup_steps.find_volume(conn, sys.argv[1])
-    temps = TemporaryResources(conn, backup="e2e-sigterm", source_volume_id=volume.id, run_id=sys.argv[2])
+    volume = volumes.find_volume(conn, sys.argv[1])
+    temps = Temporaries(conn, removal_timeout=300, backup="e2e-sigterm", source_volume_id=volume.id, run_id=sys.argv[2])
     try:
         with temps:
-            snapshot = backup_steps.create_temporary_snapshot(conn, temps, volume, force=False, timeout=300)
-            backup_steps.create_temporary_volume(conn, temps, snapshot, 1, timeout=300)
+            snapshot = backup_steps.create_temporary_snapshot(conn, temps, volume, force=False, deadline=Deadline(300))
+            backup_steps.create_temporary_volume(conn, temps, snapshot, 1, deadline=Deadline(300))
             print("READY", flush=True)
             time.sleep(600)
     except DrBankError as error:
@@ -262,9 +289,9 @@ def test_sigterm_cleans_up_the_temporaries(site_a, source):
 
 
 def test_orphan_finder_finds_and_removes_a_leaked_temporary(site_a, source):
-    leaked = TemporaryResources(site_a, backup="e2e-orphan", source_volume_id=source["volume"].id)
-    # A crash: the snapshot is created and recorded, but this run never cleans up.
-    snapshot = backup_steps.create_temporary_snapshot(site_a, leaked, source["volume"], force=False, timeout=STEP_TIMEOUT)
+    leaked = tracker(site_a, backup="e2e-orphan", source_volume_id=source["volume"].id)
+    # A crash: the snapshot is created and registered, but this run never cleans up.
+    snapshot = backup_steps.create_temporary_snapshot(site_a, leaked, source["volume"], force=False, deadline=deadline())
     try:
         found = temporaries.find_orphaned_temporaries(site_a, run_id=leaked.run_id)
         assert found == [{
@@ -272,7 +299,7 @@ def test_orphan_finder_finds_and_removes_a_leaked_temporary(site_a, source):
             "run": leaked.run_id, "backup": "e2e-orphan", "source_volume": source["volume"].id,
         }]
         assert temporaries.find_orphaned_temporaries(site_a, run_id=leaked.run_id, older_than=3600) == []
-        report = temporaries.remove_orphaned_temporaries(site_a, run_id=leaked.run_id)
+        report = temporaries.remove_orphaned_temporaries(site_a, run_id=leaked.run_id, removal_timeout=STEP_TIMEOUT)
         assert [r["id"] for r in report["removed"]] == [snapshot.id] and report["left_behind"] == []
     finally:
         leaked.cleanup()
@@ -290,19 +317,23 @@ def test_restore_side_at_site_b(site_b, devcloud_sites):
         restore_steps.resolve_volume_type(site_b, "gold-a", None)
     volume_type, _reason = restore_steps.resolve_volume_type(site_b, "gold-b", source_type)
 
-    with TemporaryResources(site_b, backup=tag) as temps:
-        image = restore_steps.create_restore_image(site_b, temps.name("image"), len(payload), min_disk=1, tags=temps.tags)
-        temps.record("image", image.id, image.name)
+    with tracker(site_b, backup=tag) as temps:
+        image, image_registration = restore_steps.create_restore_image(site_b, temps, disk_format="raw", min_disk=1)
         assert image.visibility == "private" and image.status == "queued"
+        assert tags.is_temporary(tags.image_properties(image), temps.run_id)
         reader = PayloadReader(payload)
-        image = restore_steps.upload_image_data(site_b, image, reader, len(payload), timeout=STEP_TIMEOUT, piece_size=8 * 1024 * 1024)
+        image = restore_steps.upload_image_data(site_b, image, reader, len(payload), deadline=deadline(), piece_size=8 * 1024 * 1024)
         assert image.status == "active" and image.size == len(payload)
         assert image.hash_value == hashlib.new(image.hash_algo, payload).hexdigest()
 
-        restored = restore_steps.create_volume_from_image(
-            site_b, tag, 1, image, volume_type=volume_type, metadata={"openstack_dr_bank_backup_id": tag, "app": "db"},
-            description="restored by e2e", timeout=STEP_TIMEOUT,
+        restored, registration = restore_steps.create_volume_from_image(
+            site_b, temps, image, name=tag, size=1, deadline=deadline(), volume_type=volume_type,
+            metadata={"openstack_dr_bank_backup_id": tag, "app": "db"}, description="restored by e2e",
         )
+        # Registered at birth: until it is kept, the volume is a tagged temporary of this run.
+        assert [c.kind for c in temps.registered] == ["image", "volume"]
+        assert tags.is_temporary(restored.metadata, temps.run_id)
+        temps.keep(registration)
         try:
             assert restored.volume_type == "gold-b" and restored.status == "available"
             restore_steps.set_volume_bootable(site_b, restored, True)
@@ -311,34 +342,34 @@ def test_restore_side_at_site_b(site_b, devcloud_sites):
             )
             assert outcome["set"] == ["hw_disk_bus", "os_distro"] and outcome["skipped"] == ["checksum", "image_id"]
             assert set(outcome["removed"]) >= {"openstack_dr_bank_temporary", "openstack_dr_bank_run"}
-            temps.remove("image", image.id)
+            restore_steps.remove_volume_metadata(site_b, restored, temps.tags)
+            temps.remove_now(image_registration)
             restored = site_b.block_storage.get_volume(restored.id)
-            assert restored.is_bootable
+            assert restored.is_bootable and not tags.is_temporary(restored.metadata)
             image_metadata = restored.volume_image_metadata
             assert image_metadata["hw_disk_bus"] == "scsi" and image_metadata["os_distro"] == "debian"
             assert not any(key.startswith("openstack_dr_bank_") for key in image_metadata)
-            assert [v.id for v in restore_steps.find_volumes_by_name(site_b, tag)] == [restored.id]
-            assert restore_steps.volume_carries_tag(restored, "openstack_dr_bank_backup_id", tag)
+            assert [v.id for v in volumes.volumes_named(site_b, tag)] == [restored.id]
+            assert tags.carries_tag(restored, "openstack_dr_bank_backup_id", tag)
 
             # The restored volume holds the bytes: read it back through our own direct copy.
-            with TemporaryResources(site_b, backup=tag + "-check", source_volume_id=restored.id) as check:
-                copy, _mode = backup_steps.copy_volume_to_image(site_b, check, restored, "direct", timeout=STEP_TIMEOUT)
+            with tracker(site_b, backup=tag + "-check", source_volume_id=restored.id) as check:
+                copy = copy_to_image(site_b, check, restored, "direct")
                 check_image_bytes(site_b, copy, payload, GIB)
             assert_nothing_tagged_left(site_b, check.run_id)
         finally:
-            restore_steps.delete_volume_and_wait(site_b, restored)
+            remove_volume(site_b, restored)
     assert temps.report["left_behind"] == []
-    assert restore_steps.find_volumes_by_name(site_b, tag) == []
+    assert volumes.volumes_named(site_b, tag) == []
     assert_nothing_tagged_left(site_b, temps.run_id)
 
 
 def test_reader_error_propagates_and_the_image_is_removed(site_b):
     with pytest.raises(IntegrityError, match="does not match its hash"):
-        with TemporaryResources(site_b, backup="e2e-reader-error") as temps:
-            image = restore_steps.create_restore_image(site_b, temps.name("image"), PAYLOAD_SIZE, tags=temps.tags)
-            temps.record("image", image.id, image.name)
+        with tracker(site_b, backup="e2e-reader-error") as temps:
+            image, _registration = restore_steps.create_restore_image(site_b, temps, disk_format="raw", min_disk=1)
             reader = PayloadReader(make_payload("bad"), fail_after=2 * 1024 * 1024)
-            restore_steps.upload_image_data(site_b, image, reader, PAYLOAD_SIZE, timeout=STEP_TIMEOUT)
+            restore_steps.upload_image_data(site_b, image, reader, PAYLOAD_SIZE, deadline=deadline())
     assert [r["type"] for r in temps.report["removed"]] == ["image"], temps.report
     assert_nothing_tagged_left(site_b, temps.run_id)
 
@@ -346,19 +377,20 @@ def test_reader_error_propagates_and_the_image_is_removed(site_b):
 def test_quota_refusal_is_a_clear_error_with_nothing_left(site_b, devcloud_sites):
     too_big = devcloud_sites["sites"]["site-b"]["quotas"]["gigabytes"] + 1
     tag = f"e2e-os-quota-{uuid.uuid4().hex[:8]}"
-    with TemporaryResources(site_b, backup=tag) as temps:
-        image = make_image_with_bytes(site_b, temps.name("image"), make_payload(tag, 1024 * 1024))
-        temps.record("image", image.id, image.name)
+    with tracker(site_b, backup=tag) as temps:
+        image, _registration = restore_steps.create_restore_image(site_b, temps, disk_format="raw", min_disk=1)
+        data = make_payload(tag, 1024 * 1024)
+        restore_steps.upload_image_data(site_b, image, PayloadReader(data), len(data), deadline=deadline())
         with pytest.raises(OpenStackError, match="quota exceeded") as caught:
-            restore_steps.create_volume_from_image(site_b, tag, too_big, image, timeout=STEP_TIMEOUT)
+            restore_steps.create_volume_from_image(site_b, temps, image, name=tag, size=too_big, deadline=deadline())
         assert "nothing was created" in str(caught.value)
-    assert restore_steps.find_volumes_by_name(site_b, tag) == []
+    assert volumes.volumes_named(site_b, tag) == []
     assert temps.report["left_behind"] == []
 
 
 def test_unknown_volume_is_a_clear_error(site_a):
     with pytest.raises(InvalidInputError, match="not found"):
-        backup_steps.find_volume(site_a, f"no-such-volume-{uuid.uuid4().hex}")
+        volumes.find_volume(site_a, f"no-such-volume-{uuid.uuid4().hex}")
 
 
 def test_volume_in_error_and_ambiguous_names_are_clear_errors(site_a, admin_a):
@@ -370,11 +402,11 @@ def test_volume_in_error_and_ambiguous_names_are_clear_errors(site_a, admin_a):
         for volume in made:
             wait_for(lambda v=volume: site_a.block_storage.get_volume(v.id).status == "available", STEP_TIMEOUT, "volume available")
         with pytest.raises(InvalidInputError, match="ambiguous"):
-            backup_steps.find_volume(site_a, name)
+            volumes.find_volume(site_a, name)
         admin_a.block_storage.reset_volume_status(made[0], status="error")
         with pytest.raises(InvalidInputError, match="status 'error'"):
-            backup_steps.find_volume(site_a, made[0].id)
+            volumes.find_volume(site_a, made[0].id)
     finally:
         for volume in made:
-            restore_steps.delete_volume_and_wait(site_a, volume)
-    assert restore_steps.find_volumes_by_name(site_a, name) == []
+            remove_volume(site_a, volume)
+    assert volumes.volumes_named(site_a, name) == []
