@@ -69,12 +69,27 @@ def connect(params: t.Mapping[str, t.Any], app_name: str = "openstack_dr.bank", 
     """
     if not HAS_OPENSTACKSDK:
         raise OpenStackError("The openstacksdk Python library is required", import_error=OPENSTACKSDK_IMPORT_ERROR)
-
     if params.get("sdk_log_path"):
         debug = params.get("sdk_log_level") == "DEBUG"
         openstack.enable_logging(debug=debug, http_debug=debug, path=params["sdk_log_path"])
+    config = cloud_config(params)
+    config.setdefault("app_name", app_name)
+    if app_version:
+        config.setdefault("app_version", app_version)
+    try:
+        conn = openstack.connect(**config)
+        # Authenticate now so a wrong password fails here, with a clear message, before any step.
+        conn.authorize()
+    except api_errors() as error:
+        raise OpenStackError(f"Failed to connect to the cloud {params.get('cloud')!r}: {error}") from error
+    return conn
 
+
+def cloud_config(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """openstack.connect()'s arguments: a `cloud` dict as it is, or the separate options that were given."""
     cloud = params.get("cloud")
+    if params.get("api_timeout") is not None and params["api_timeout"] <= 0:
+        raise InvalidInputError(f"api_timeout must be a positive number of seconds, got {params['api_timeout']}")
     if isinstance(cloud, dict):
         given = [name for name in _CLOUD_DICT_EXCLUSIVE if params.get(name) is not None]
         if params.get("interface") not in (None, "public"):
@@ -83,33 +98,14 @@ def connect(params: t.Mapping[str, t.Any], app_name: str = "openstack_dr.bank", 
             raise InvalidInputError(
                 "A cloud config dict was given in 'cloud' together with %s; put these inside the dict instead" % ", ".join(given)
             )
-        config = dict(cloud)
-    else:
-        config = dict(
-            cloud=cloud,
-            auth_type=params.get("auth_type"),
-            auth=params.get("auth"),
-            region_name=params.get("region_name"),
-            verify=params.get("validate_certs"),
-            cacert=params.get("ca_cert"),
-            cert=params.get("client_cert"),
-            key=params.get("client_key"),
-            api_timeout=params.get("api_timeout"),
-            interface=params.get("interface"),
-        )
-        # None means "not given": let clouds.yaml and OS_* variables supply it.
-        config = {name: value for name, value in config.items() if value is not None}
-    config.setdefault("app_name", app_name)
-    if app_version:
-        config.setdefault("app_version", app_version)
-
-    try:
-        conn = openstack.connect(**config)
-        # Authenticate now so a wrong password fails here, with a clear message, before any step.
-        conn.authorize()
-    except api_errors() as error:
-        raise OpenStackError(f"Failed to connect to the cloud {cloud!r}: {error}") from error
-    return conn
+        return dict(cloud)
+    config = dict(
+        cloud=cloud, auth_type=params.get("auth_type"), auth=params.get("auth"), region_name=params.get("region_name"),
+        verify=params.get("validate_certs"), cacert=params.get("ca_cert"), cert=params.get("client_cert"),
+        key=params.get("client_key"), api_timeout=params.get("api_timeout"), interface=params.get("interface"),
+    )
+    # None means "not given": let clouds.yaml and OS_* variables supply it.
+    return {name: value for name, value in config.items() if value is not None}
 
 
 def cloud_location(conn: t.Any) -> dict[str, t.Any]:
