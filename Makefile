@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo bench venv devcloud-up devcloud-down bank-up bank-down unit e2e quality
+.PHONY: test demo bench bench-e2e venv devcloud-up devcloud-down bank-up bank-down unit e2e quality
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,9 @@ demo: venv
 
 bench: venv
 	tests/bench/run.sh
+
+bench-e2e: venv
+	tests/bench/e2e/run.sh
 
 bank-up: venv
 	$(PY) tests/servers/bank_servers.py up

@@ -15,3 +15,11 @@ fi
 mkdir -p .cache/collections/ansible_collections/openstack_dr
 ln -sfn "$PWD" .cache/collections/ansible_collections/openstack_dr/bank
 touch "$venv/.installed"
+# The image format tests drive qemu-img (they fail without it, so CI must have it).
+if ! command -v qemu-img >/dev/null; then
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get install -y -qq qemu-utils >/dev/null 2>&1 \
+        || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq qemu-utils; }
+fi

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore, ListedBackup
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.verify import verify_backup
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import source_summary
+from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import backup_summary, source_summary
 
 
 def argument_spec() -> dict:
@@ -22,25 +23,32 @@ def argument_spec() -> dict:
     return spec
 
 
-def _listing_entry(entry: dict) -> dict:
-    listed = {
-        "id": entry.get("backup_id"),
-        "name": entry.get("backup_name"),
-        "status": entry.get("status"),
-        "description": entry.get("description"),
-        "created_at": entry.get("created_at") or entry.get("started_at"),
-        "completed_at": entry.get("completed_at"),
-        "updated_at": entry.get("updated_at") or entry.get("completed_at"),
-        "size": entry.get("size", entry.get("bytes_total")),
-        "bytes_done": entry.get("size") if entry.get("status") == "complete" else entry.get("bytes_done"),
-        "bytes_total": entry.get("size", entry.get("bytes_total")),
-        **source_summary(entry.get("source") or {}),
-        "hashes": entry.get("hashes"),
-        "stats": entry.get("stats"),
+def _listing_entry(listed: ListedBackup) -> dict:
+    """A complete backup as every module shows one, with the listing's status and progress fields."""
+    if listed.manifest is not None:
+        summary = backup_summary(listed.manifest)
+        return dict(summary, status=listed.status, updated_at=summary["completed_at"], bytes_done=summary["size"],
+                    bytes_total=summary["size"], stats=listed.manifest.stats or None)
+    progress = listed.progress
+    entry = {
+        "id": listed.backup_id,
+        "name": progress.backup_name,
+        "description": None,
+        "created_at": progress.started_at,
+        "completed_at": None,
+        "size": progress.bytes_total,
+        "stored_bytes": None,
+        "hashes": None,
+        **source_summary(progress.source),
+        "status": listed.status,
+        "updated_at": progress.updated_at,
+        "bytes_done": progress.bytes_done,
+        "bytes_total": progress.bytes_total,
+        "stats": None,
     }
-    if entry.get("error"):
-        listed["error"] = entry["error"]
-    return listed
+    if progress.error:
+        entry["error"] = progress.error
+    return entry
 
 
 def run_bank_backup_info(module) -> dict:
@@ -49,14 +57,14 @@ def run_bank_backup_info(module) -> dict:
         raise InvalidInputError(f"verify_percent must be above 0 and at most 100, got {params['verify_percent']}")
     store = BackupStore(open_bank(dict(params["bank"], create=False)), params["encryption_passphrase"])
     name = params["backup"]
-    entries = store.list_backups(source_volume=params["source_volume"])
+    listing = store.list_backups(source_volume=params["source_volume"])
     if name is not None:
         wanted_id = store.backup_id_for(name)
-        entries = [entry for entry in entries if name in (entry.get("backup_name"), entry.get("backup_id"))
-                   or entry.get("backup_id") == wanted_id]
-    backups = [_listing_entry(entry) for entry in entries]
+        listing = [listed for listed in listing if name in (listed.backup_name, listed.backup_id)
+                   or listed.backup_id == wanted_id]
+    backups = [_listing_entry(listed) for listed in listing]
     if params["verify"] != "none":
-        for listed in backups:
-            if listed["status"] == "complete":
-                listed["verification"] = store.verify_backup(listed["id"], params["verify"], params["verify_percent"])
+        for entry in backups:
+            if entry["status"] == "complete":
+                entry["verification"] = verify_backup(store, entry["id"], params["verify"], params["verify_percent"]).as_dict()
     return {"changed": False, "backups": backups}

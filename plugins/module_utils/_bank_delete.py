@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import retention
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import DEFAULT_LOCK_WAIT_TIMEOUT
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
+
+# Results list at most this many keys; the counts cover everything.
+_LISTED_KEYS = 1000
 
 
 def argument_spec() -> dict:
@@ -15,9 +20,19 @@ def argument_spec() -> dict:
     spec.update(
         backup=dict(type="str"),
         prune=dict(type="bool", default=False),
-        lock_timeout=dict(type="int", default=600),
+        lock_timeout=dict(type="int", default=int(DEFAULT_LOCK_WAIT_TIMEOUT)),
     )
     return spec
+
+
+def _deletion_result(plan: retention.DeletionPlan) -> dict:
+    return {"objects": len(plan.objects), "chunks": plan.chunks, "bytes": plan.object_bytes,
+            "keys": plan.objects[:_LISTED_KEYS]}
+
+
+def _prune_result(plan: retention.PrunePlan) -> dict:
+    return {"objects": len(plan.objects), "chunks": plan.chunks, "progress_objects": plan.progress_objects,
+            "bytes": plan.object_bytes, "keys": plan.objects[:_LISTED_KEYS]}
 
 
 def run_bank_delete(module) -> dict:
@@ -28,19 +43,17 @@ def run_bank_delete(module) -> dict:
     result: dict = {"changed": False}
     deleted_keys: set[str] = set()
     if params["backup"]:
-        plan = store.delete_backup(params["backup"], check_mode=module.check_mode,
-                                   lock_wait_timeout=params["lock_timeout"])
-        result["changed"] = plan["exists"]
-        deleted_keys = set(plan["objects"])
-        result["backup"] = {"id": plan["backup_id"], "name": plan.get("backup_name")}
-        result["deleted"] = {"objects": len(plan["objects"]), "chunks": plan["chunks"], "bytes": plan["bytes"],
-                             "keys": plan["objects"][:1000]}
+        deletion = retention.delete_backup(store, params["backup"], check_mode=module.check_mode,
+                                           lock_wait_timeout=params["lock_timeout"])
+        result["changed"] = deletion.exists
+        deleted_keys = set(deletion.objects)
+        result["backup"] = {"id": deletion.backup_id, "name": deletion.backup_name}
+        result["deleted"] = _deletion_result(deletion)
     if params["prune"]:
         # After the deletion, so the chunks of a deleted incomplete backup go too; in check mode the
         # deletion only planned, so what it would remove is not counted twice.
-        plan = store.prune(check_mode=module.check_mode, lock_wait_timeout=params["lock_timeout"], excluding=deleted_keys)
-        result["changed"] = result["changed"] or bool(plan["objects"])
-        result["pruned"] = {"objects": len(plan["objects"]), "chunks": plan["chunks"],
-                            "progress_objects": plan["progress_objects"], "bytes": plan["bytes"],
-                            "keys": plan["objects"][:1000]}
+        pruning = retention.prune(store, check_mode=module.check_mode, lock_wait_timeout=params["lock_timeout"],
+                                  excluding=deleted_keys)
+        result["changed"] = result["changed"] or bool(pruning.objects)
+        result["pruned"] = _prune_result(pruning)
     return result

@@ -56,3 +56,7 @@ class OpenStackError(DrBankError):
 
 class DeadlineExceededError(OpenStackError):
     """A waited step did not finish before its deadline."""
+
+
+class ImageFormatError(IntegrityError):
+    """An image file is malformed, or uses a feature this collection does not read (backing file, encryption...)."""

@@ -9,16 +9,25 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_no_log_values
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError
 
+#: Given the module's validated params, the secret strings that no_log cannot reach (inside raw or dict options).
+Secrets = t.Callable[[t.Mapping[str, t.Any]], t.Iterable[str]]
 
-def run_module(argument_spec: dict, flow: t.Callable[[AnsibleModule], dict], **module_options: t.Any) -> None:
-    """Build the module, run ``flow`` and exit with its result or with a clear failure."""
+
+def run_module(
+    argument_spec: dict,
+    flow: t.Callable[[AnsibleModule], dict],
+    secrets: Secrets | None = None,
+    **module_options: t.Any,
+) -> None:
+    """Build the module, run ``flow`` and exit with its result or with a clear failure.
+
+    ``secrets(params)`` names values to mask wherever they would appear (result, failure, warnings).
+    """
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
-    if module.params.get("bank"):
-        # Secrets nested in a bank's cloud dict are masked wherever they would appear.
-        module.no_log_values.update(bank_no_log_values(module.params["bank"]))
+    if secrets is not None:
+        module.no_log_values.update(str(value) for value in secrets(module.params))
     try:
         result = flow(module)
     except DrBankError as exc:

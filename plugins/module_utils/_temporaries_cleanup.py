@@ -7,35 +7,16 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import call
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import connect, openstack_argument_spec
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import (
-    find_orphaned_temporaries,
-    remove_temporaries,
-)
-
-
-def argument_spec() -> dict:
-    spec = openstack_argument_spec()
-    spec.update(
-        run_id=dict(type="str"),
-        backups=dict(type="list", elements="str", default=[]),
-        source_volumes=dict(type="list", elements="str", default=[]),
-        older_than=dict(type="int"),
-        drill_run_id=dict(type="str"),
-    )
-    return spec
-
-
-# Volumes a DR drill restores carry this key with the drill's run id; they go when the drill is over.
-DRILL_TAG = "openstack_dr_bank_drill"
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import checked_timeout, connect
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import DRILL_TAG, MAX_VALUE_LENGTH
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries, remove_found
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.volumes import list_volumes
 
 
 def _drill_volumes(conn: t.Any, drill_run_id: str) -> list[dict[str, t.Any]]:
-    volumes = call("list volumes", lambda: list(conn.block_storage.volumes(details=True)))
     return [{"type": "volume", "id": v.id, "name": v.name, "status": v.status, "run": drill_run_id,
              "backup": None, "source_volume": None}
-            for v in volumes if str((v.metadata or {}).get(DRILL_TAG, "")) == drill_run_id]
+            for v in list_volumes(conn) if str((v.metadata or {}).get(DRILL_TAG, "")) == drill_run_id]
 
 
 def _matches(item: t.Mapping[str, t.Any], backups: list[str], source_volumes: list[str]) -> bool:
@@ -48,10 +29,11 @@ def run_temporaries_cleanup(module) -> dict:
     params = module.params
     if params["older_than"] is not None and params["older_than"] < 0:
         raise InvalidInputError(f"older_than must be 0 or more seconds, got {params['older_than']}")
+    removal_timeout = checked_timeout(params["timeout"])
     conn = connect(params)
     found = find_orphaned_temporaries(conn, run_id=params["run_id"], older_than=params["older_than"])
     # Backup tags are cut to 255 characters when the temporary is tagged: compare the same way.
-    backups = [name[:255] for name in params["backups"]]
+    backups = [name[:MAX_VALUE_LENGTH] for name in params["backups"]]
     orphans = [item for item in found if _matches(item, backups, params["source_volumes"])]
     if params["drill_run_id"]:
         known = {item["id"] for item in orphans}
@@ -61,7 +43,7 @@ def run_temporaries_cleanup(module) -> dict:
         orphans = images + drill_volumes + [item for item in orphans if item["type"] != "image"]
     if module.check_mode or not orphans:
         return {"changed": bool(orphans), "found": orphans, "removed": [], "left_behind": []}
-    report = remove_temporaries(conn, orphans, params["timeout"])
+    report = remove_found(conn, orphans, removal_timeout)
     if report["left_behind"]:
         raise OpenStackError(
             "Could not remove every temporary: " + ", ".join(

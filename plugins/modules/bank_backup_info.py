@@ -18,7 +18,7 @@ author:
   - openstack_dr.bank contributors (@openstack-dr)
 extends_documentation_fragment:
   - openstack_dr.bank.attributes
-  - openstack_dr.bank.bank
+  - openstack_dr.bank._bank
 attributes:
   check_mode:
     support: full
@@ -130,12 +130,13 @@ backups:
       returned: when verified
 """
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_secrets
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank_backup_info import argument_spec, run_bank_backup_info
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
 
 
 def main() -> None:
-    run_module(argument_spec(), run_bank_backup_info)
+    run_module(argument_spec(), run_bank_backup_info, secrets=bank_secrets)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ author:
   - openstack_dr.bank contributors (@openstack-dr)
 extends_documentation_fragment:
   - openstack_dr.bank.attributes
-  - openstack_dr.bank.bank
+  - openstack_dr.bank._bank
 attributes:
   check_mode:
     support: full
@@ -125,12 +125,13 @@ pruned:
       elements: str
 """
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_secrets
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank_delete import argument_spec, run_bank_delete
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
 
 
 def main() -> None:
-    run_module(argument_spec(), run_bank_delete)
+    run_module(argument_spec(), run_bank_delete, secrets=bank_secrets)
 
 
 if __name__ == "__main__":

@@ -130,8 +130,20 @@ left_behind:
   elements: dict
 """
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
-from ansible_collections.openstack_dr.bank.plugins.module_utils._temporaries_cleanup import argument_spec, run_temporaries_cleanup
+from ansible_collections.openstack_dr.bank.plugins.module_utils._temporaries_cleanup import run_temporaries_cleanup
+
+
+def argument_spec() -> dict:
+    return dict(
+        openstack_argument_spec(),
+        backups=dict(type="list", elements="str", default=[]),
+        drill_run_id=dict(type="str"),
+        older_than=dict(type="int"),
+        run_id=dict(type="str"),
+        source_volumes=dict(type="list", elements="str", default=[]),
+    )
 
 
 def main() -> None:

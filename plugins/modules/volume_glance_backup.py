@@ -23,7 +23,7 @@ author:
 extends_documentation_fragment:
   - openstack_dr.bank.attributes
   - openstack_dr.bank.openstack
-  - openstack_dr.bank.bank
+  - openstack_dr.bank._bank
 attributes:
   check_mode:
     support: full
@@ -34,21 +34,11 @@ attributes:
     support: full
     details: A complete backup with the same O(backup_name) in the bank gives RV(ignore:changed=false).
 options:
-  volume:
-    description:
-      - Name or id of the Cinder volume to back up. It must be V(available) or V(in-use).
-    type: str
-    required: true
   backup_name:
     description:
       - Name of the backup in the bank. Names are unique in a bank; the backup id is derived from it.
     type: str
     required: true
-  description:
-    description:
-      - Free text stored in the manifest.
-    type: str
-    default: ""
   chunk_size:
     description:
       - Size of the chunks in MiB. Larger chunks mean fewer objects; smaller chunks deduplicate better.
@@ -60,11 +50,6 @@ options:
       - zstd compression level from 1 to 19. Chunks that do not shrink are stored raw.
     type: int
     default: 3
-  parallelism:
-    description:
-      - Chunks processed and uploaded at once (1 to 64). Memory use grows with O(parallelism) x O(chunk_size).
-    type: int
-    default: 4
   copy_mode:
     description:
       - How the volume's data reaches Glance.
@@ -75,30 +60,65 @@ options:
     type: str
     default: auto
     choices: [auto, snapshot, direct]
+  description:
+    description:
+      - Free text stored in the manifest.
+    type: str
+    default: ""
   force:
     description:
       - Allow the snapshot of an V(in-use) volume. The snapshot is crash-consistent.
     type: bool
     default: false
-  temporary_prefix:
-    description:
-      - Prefix of the names of temporary snapshots, volumes and images.
-    type: str
-    default: dr-bank-tmp-
   lock_timeout:
     description:
-      - Seconds to wait while a deletion holds the bank exclusively.
+      - Seconds to wait while a deletion holds the bank exclusively (0 or more).
     type: int
     default: 600
+  parallelism:
+    description:
+      - Chunks processed and uploaded at once (1 to 64). Memory use grows with O(parallelism) x O(chunk_size).
+    type: int
+    default: 4
   progress_interval:
     description:
       - Seconds between updates of the backup's progress object, which M(openstack_dr.bank.bank_backup_info)
         shows while the backup runs.
     type: int
     default: 30
+  temporary_prefix:
+    description:
+      - Prefix of the names of temporary snapshots, volumes and images.
+    type: str
+    default: dr-bank-tmp-
+  transfer_format:
+    description:
+      - The image format in which the volume's data crosses Glance.
+      - V(raw) moves every byte of the volume, zeros included, as Cinder stores it.
+      - V(vdi), V(vmdk) and V(qcow2) ask Cinder's upload-to-image to convert the volume into that sparse
+        format, so only allocated data crosses Glance; the image is turned back into the volume's raw
+        bytes as it is read, without a copy on local disk, and validated first (no backing file, no
+        external data file, no encryption, every offset inside the image). Cinder converts with
+        C(qemu-img) into its C(image_conversion_dir), which needs room for the converted image, and
+        compresses V(qcow2) when its C(image_compress_on_upload) is on (its default), which is slower.
+      - V(auto) picks the fastest sparse format this Glance accepts (V(vdi), then V(vmdk), then V(qcow2))
+        and falls back to V(raw) when Glance accepts none or Cinder refuses the conversion;
+        RV(transfer_format) says which and why.
+      - Whatever the format, the bank holds the same chunks and the manifest the same size and sha256 of
+        the raw volume, so backups made through different formats deduplicate against each other.
+    type: str
+    default: auto
+    choices: [auto, raw, vdi, vmdk, qcow2]
+  volume:
+    description:
+      - Name or id of the Cinder volume to back up. It must be V(available) or V(in-use).
+    type: str
+    required: true
 notes:
   - Each waited step (snapshot, temporary volume, upload to image) has its own deadline of O(timeout)
-    seconds, raised to 60 seconds per GiB of the volume for steps that move its data.
+    seconds, raised to 60 seconds per GiB of the volume for steps that move its data. Waits poll at an
+    interval of 5 % of the time waited so far (0.5 to 10 seconds), so a step is noticed soon after it ends
+    and a 3-hour step costs about 1,150 status calls.
 seealso:
   - module: openstack_dr.bank.volume_glance_restore
   - module: openstack_dr.bank.bank_backup_info
@@ -184,6 +204,11 @@ copy_mode:
   returned: changed
   type: str
   sample: direct
+transfer_format:
+  description: The image format the volume crossed Glance in (or would, in check mode), and why.
+  returned: changed
+  type: dict
+  sample: {"format": "vdi", "reason": "auto: vdi, the fastest sparse format this Glance accepts"}
 resumed:
   description: Whether this run continued an interrupted backup of the same name.
   returned: changed
@@ -224,14 +249,24 @@ stats:
       description: RV(stats.new_bytes) divided by RV(stats.bytes_written).
       type: float
     seconds:
-      description: Seconds spent streaming into the bank.
+      description: Seconds of the whole run, the sum of RV(stats.seconds_per_phase).
       type: float
     mib_per_second:
-      description: MiB read from the image per second of streaming.
+      description: MiB of the volume per second of RV(stats.seconds_per_phase.download_and_stream), the stream alone.
       type: float
     seconds_per_phase:
-      description: Seconds spent copying the volume into an image, transferring, and cleaning up.
+      description:
+        - Seconds of each phase, C(snapshot) and C(temporary_volume) (snapshot mode only), C(upload_to_image)
+          (Cinder copying the volume into the temporary image), C(download_and_stream) (reading the image from
+          Glance into the bank), C(cleanup) (removing the temporaries) and C(commit) (writing the manifest).
       type: dict
+      sample: {"upload_to_image": 16.9, "download_and_stream": 14.1, "cleanup": 0.6, "commit": 0.1}
+    glance:
+      description:
+        - What crossed Glance, C(transfer_format), C(image_size) (bytes of the temporary image),
+          C(bytes_downloaded) (bytes read from Glance, ranges included) and C(range_requests).
+      type: dict
+      sample: {"transfer_format": "vdi", "image_size": 2149580800, "bytes_downloaded": 2149580800, "range_requests": 0}
 temporaries:
   description: The temporary resources of this run.
   returned: always
@@ -259,12 +294,35 @@ temporaries:
       returned: changed
 """
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec, bank_secrets
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import DEFAULT_CHUNK_SIZE_MIB
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import DEFAULT_PREFIX
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
-from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_backup import argument_spec, run_volume_backup
+from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_backup import run_volume_backup
+
+
+def argument_spec() -> dict:
+    return dict(
+        openstack_argument_spec(),
+        **bank_argument_spec(),
+        backup_name=dict(type="str", required=True),
+        chunk_size=dict(type="int", default=DEFAULT_CHUNK_SIZE_MIB, choices=[1, 2, 4, 8, 16, 32, 64]),
+        compression_level=dict(type="int", default=3),
+        copy_mode=dict(type="str", default="auto", choices=["auto", "snapshot", "direct"]),
+        description=dict(type="str", default=""),
+        force=dict(type="bool", default=False),
+        lock_timeout=dict(type="int", default=600),
+        parallelism=dict(type="int", default=4),
+        progress_interval=dict(type="int", default=30),
+        temporary_prefix=dict(type="str", default=DEFAULT_PREFIX),
+        transfer_format=dict(type="str", default="auto", choices=["auto", "raw", "vdi", "vmdk", "qcow2"]),
+        volume=dict(type="str", required=True),
+    )
 
 
 def main() -> None:
-    run_module(argument_spec(), run_volume_backup)
+    run_module(argument_spec(), run_volume_backup, secrets=bank_secrets)
 
 
 if __name__ == "__main__":

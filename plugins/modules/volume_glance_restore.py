@@ -22,7 +22,7 @@ author:
 extends_documentation_fragment:
   - openstack_dr.bank.attributes
   - openstack_dr.bank.openstack
-  - openstack_dr.bank.bank
+  - openstack_dr.bank._bank
 attributes:
   check_mode:
     support: full
@@ -33,34 +33,19 @@ attributes:
     support: full
     details: A volume named O(restore_name) restored from the same backup gives RV(ignore:changed=false).
 options:
+  availability_zone:
+    description:
+      - Availability zone of the new volume; by default the target's default.
+    type: str
   backup:
     description:
       - Name or id of the backup to restore.
-    type: str
-    required: true
-  restore_name:
-    description:
-      - Name of the new volume. A volume of that name that was not restored from this backup is an error.
     type: str
     required: true
   description:
     description:
       - Description of the new volume.
     type: str
-  volume_type:
-    description:
-      - Volume type of the new volume.
-      - By default the source volume's type when a type of that name exists at the target, else the
-        target's default type; RV(volume_type_reason) says which.
-    type: str
-  availability_zone:
-    description:
-      - Availability zone of the new volume; by default the target's default.
-    type: str
-  size:
-    description:
-      - Size of the new volume in GiB; at least the size of the backed up volume, which is the default.
-    type: int
   metadata:
     description:
       - Metadata of the new volume, added to the source volume's metadata kept in the backup.
@@ -71,11 +56,39 @@ options:
       - Chunks fetched from the bank ahead of the upload (1 to 64).
     type: int
     default: 4
+  restore_name:
+    description:
+      - Name of the new volume. A volume of that name that was not restored from this backup is an error,
+        and so is the unfinished volume of an interrupted restore (remove it with the cleanup role first).
+    type: str
+    required: true
+  size:
+    description:
+      - Size of the new volume in GiB; at least the size of the backed up volume, which is the default.
+    type: int
   temporary_prefix:
     description:
       - Prefix of the name of the temporary image.
     type: str
     default: dr-bank-tmp-
+  transfer_format:
+    description:
+      - The image format in which the backup crosses Glance.
+      - V(raw) uploads every byte of the volume, zeros included.
+      - V(qcow2) generates, from the manifest alone, a qcow2 image that holds only the 64 KiB clusters
+        with data (zero clusters inside non-zero chunks are skipped too); its size is known before the
+        upload. Cinder downloads the image into its C(image_conversion_dir) (room for the image is needed
+        there) and converts it into the volume with C(qemu-img).
+      - V(auto) picks V(qcow2) when this Glance accepts it and V(raw) otherwise; RV(transfer_format) says which and why.
+    type: str
+    default: auto
+    choices: [auto, raw, qcow2]
+  volume_type:
+    description:
+      - Volume type of the new volume.
+      - By default the source volume's type when a type of that name exists at the target, else the
+        target's default type; RV(volume_type_reason) says which.
+    type: str
 notes:
   - The image upload and the creation of the volume each have a deadline of O(timeout) seconds, raised to
     60 seconds per GiB of the volume.
@@ -117,9 +130,16 @@ image_id:
   returned: always
   type: str
 backup:
-  description: Id, name, creation time, size in bytes and source volume id of the restored backup.
+  description:
+    - The restored backup, in the same shape as M(openstack_dr.bank.volume_glance_backup) returns it
+      (id, name, description, created_at, completed_at, size, stored_bytes, hashes, source_volume, source_cloud).
   returned: always
   type: dict
+transfer_format:
+  description: The image format the backup crossed Glance in (or would, in check mode), and why.
+  returned: changed
+  type: dict
+  sample: {"format": "qcow2", "reason": "auto: qcow2, the fastest sparse format this Glance accepts"}
 volume_type_reason:
   description: Why the volume got its volume type.
   returned: always
@@ -130,21 +150,62 @@ image_metadata:
   returned: changed and not check mode
   type: dict
 stats:
-  description: Bytes restored, seconds per phase and MiB/s of the image upload; empty when nothing was done.
+  description: Figures of the restore; empty when nothing was done.
   returned: always
   type: dict
+  contains:
+    bytes:
+      description: Bytes of the restored volume image (the backup's size).
+      type: int
+    seconds:
+      description: Seconds of the whole restore, the sum of RV(stats.seconds_per_phase).
+      type: float
+    seconds_per_phase:
+      description:
+        - Seconds of each phase, C(image_upload) (streaming the verified chunks into the private image until
+          Glance has it active), C(volume_from_image) (Cinder creating the volume until it is available)
+          and C(finishing) (bootable flag, image metadata, tags, removal of the image).
+      type: dict
+      sample: {"image_upload": 11.2, "volume_from_image": 17.4, "finishing": 1.1}
+    mib_per_second:
+      description: MiB of the volume per second of RV(stats.seconds_per_phase.image_upload).
+      type: float
+    glance:
+      description: What crossed Glance, C(transfer_format) and C(bytes_uploaded) (bytes of the image sent to Glance).
+      type: dict
+      sample: {"transfer_format": "qcow2", "bytes_uploaded": 2148466688}
 temporaries:
   description: On failure, the temporaries removed and those left behind (type, id, name, error).
   returned: failed
   type: dict
 """
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec, bank_secrets
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import DEFAULT_PREFIX
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
-from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_restore import argument_spec, run_volume_restore
+from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_restore import run_volume_restore
+
+
+def argument_spec() -> dict:
+    return dict(
+        openstack_argument_spec(),
+        **bank_argument_spec(),
+        availability_zone=dict(type="str"),
+        backup=dict(type="str", required=True),
+        description=dict(type="str"),
+        metadata=dict(type="dict", default={}),
+        parallelism=dict(type="int", default=4),
+        restore_name=dict(type="str", required=True),
+        size=dict(type="int"),
+        temporary_prefix=dict(type="str", default=DEFAULT_PREFIX),
+        transfer_format=dict(type="str", default="auto", choices=["auto", "raw", "qcow2"]),
+        volume_type=dict(type="str"),
+    )
 
 
 def main() -> None:
-    run_module(argument_spec(), run_volume_restore)
+    run_module(argument_spec(), run_volume_restore, secrets=bank_secrets)
 
 
 if __name__ == "__main__":

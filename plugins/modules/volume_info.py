@@ -53,7 +53,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 volumes:
-  description: The volumes, sorted by name.
+  description: The volumes, sorted by name, as openstack.cloud returns volumes (all their fields; the main ones below).
   returned: always
   type: list
   elements: dict
@@ -87,8 +87,17 @@ volumes:
       type: str
 """
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
-from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_info import argument_spec, run_volume_info
+from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_info import run_volume_info
+
+
+def argument_spec() -> dict:
+    return dict(
+        openstack_argument_spec(),
+        metadata=dict(type="dict", default={}),
+        volumes=dict(type="list", elements="str", default=[]),
+    )
 
 
 def main() -> None:

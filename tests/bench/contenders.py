@@ -118,13 +118,10 @@ def _store(args: dict):
 def ours_backup(args: dict) -> None:
     store = _store(args)
     started = time.monotonic()
-    options = {}
-    if args.get("extra_hash"):
-        # (algorithm, expected hex digest): Glance's os_hash_algo and os_hash_value in a real backup.
-        options["extra_hash"] = tuple(args["extra_hash"])
-    writer = store.backup_writer(args["name"], chunk_size=args.get("chunk_size", CHUNK), parallelism=args["parallelism"], expected_size=None,
-                                 **options)
-    manifest = writer.write(http_pieces(args["url"]))
+    # (algorithm, expected hex digest): Glance's os_hash_algo and os_hash_value in a real backup.
+    expected_hash = tuple(args["extra_hash"]) if args.get("extra_hash") else None
+    writer = store.backup_writer(args["name"], chunk_size=args.get("chunk_size", CHUNK), parallelism=args["parallelism"])
+    manifest = writer.write(http_pieces(args["url"]), expected_size=None, expected_hash=expected_hash)
     seconds = time.monotonic() - started
     emit({"seconds": seconds, "stats": writer.stats.as_dict(), "hashes": manifest.hashes, "size": manifest.size})
 

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import retention
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import CHUNKS_PREFIX, manifest_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
@@ -181,7 +182,7 @@ def test_persistent_errors_fail_cleanly_without_manifest(backend, make_bank_conf
             assert "chunks/" in str(failure.value)
             proxy.clear()
             assert store.load_manifest("doomed") is None
-            assert store.load_progress("doomed")["status"] == "failed"
+            assert store.load_progress("doomed").status == "failed"
 
 
 @pytest.mark.parametrize("backend", ["file", "swift_s3"])
@@ -214,16 +215,17 @@ def test_delete_waits_for_a_running_backup_and_never_breaks_it(backend, make_ban
         assert backup_started.wait(60)
         # While the backup holds its shared lock, a deletion with a short wait gives up, deleting nothing.
         with pytest.raises(BankBusyError, match="in use"):
-            BackupStore(bank).delete_backup("old", lock_wait_timeout=1)
+            retention.delete_backup(BackupStore(bank), "old", lock_wait_timeout=1)
         assert store.load_manifest("old") is not None
         deleter_result = {}
-        deleter = threading.Thread(target=lambda: deleter_result.update(BackupStore(bank).delete_backup("old", lock_wait_timeout=120)))
+        deleter = threading.Thread(target=lambda: deleter_result.update(
+            plan=retention.delete_backup(BackupStore(bank), "old", lock_wait_timeout=120)))
         deleter.start()
         release_backup.set()
         backup_thread.join(120)
         deleter.join(120)
         assert not errors
-        assert deleter_result["deleted"]
+        assert deleter_result["plan"].deleted
         assert store.load_manifest("old") is None
         with store.open_backup("new") as reader:
             assert read_all(reader) == new_data
@@ -242,7 +244,7 @@ def test_interrupted_backup_resumes_uploading_only_missing_chunks(backend, make_
         with pytest.raises(ConnectionResetError):
             store.backup_writer("resumable", chunk_size=CHUNK).write(interrupted_source())
         assert store.load_manifest("resumable") is None
-        assert store.load_progress("resumable")["status"] == "failed"
+        assert store.load_progress("resumable").status == "failed"
         stored_before = len(chunk_keys(bank))
         assert 1 <= stored_before <= 4
         resumed = store.backup_writer("resumable", chunk_size=CHUNK)

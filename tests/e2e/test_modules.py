@@ -21,12 +21,13 @@ import pytest
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.verify import verify_backup
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries
 
 from bank_fixtures import with_endpoint  # pylint: disable=wrong-import-order
 from devcloud_fixtures import connect, load_sites, wait_for, wait_for_gone, wait_for_status  # pylint: disable=wrong-import-order
 from fault_proxy import FaultProxy  # pylint: disable=wrong-import-order
-from module_runner import run_module, start_module  # pylint: disable=wrong-import-order
+from module_runner import run_module, signal_process_tree, start_module  # pylint: disable=wrong-import-order
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -187,6 +188,12 @@ def test_backup_at_a_restore_at_b_is_byte_identical(sites, site_a, site_b, sourc
     assert backup["backup"]["hashes"]["sha256"] == expected_sha256
     assert backup["stats"]["zero_bytes_skipped"] >= 400 * MIB
     assert backup["stats"]["bytes_written"] < 250 * MIB  # random data stays, text compresses, zeros vanish
+    # auto crosses Glance in a sparse format: about the 361 MiB of data, not the 1 GiB volume.
+    assert backup["transfer_format"]["format"] == "vdi", backup["transfer_format"]
+    assert backup["stats"]["glance"]["bytes_downloaded"] < 400 * MIB, backup["stats"]["glance"]
+    phases = backup["stats"]["seconds_per_phase"]
+    assert set(phases) == {"upload_to_image", "download_and_stream", "cleanup", "commit"}, phases
+    assert backup["stats"]["seconds"] == pytest.approx(sum(phases.values()), abs=0.01)
     assert PASSPHRASE not in backup.stdout + backup.stderr
     assert project_resources(site_a) == before_a
     assert_no_temporaries(site_a)
@@ -217,8 +224,34 @@ def test_backup_at_a_restore_at_b_is_byte_identical(sites, site_a, site_b, sourc
         assert again["volume"]["id"] == restored_volume.id
 
         assert volume_sha256(site_b, restored_volume.id) == (expected_sha256, GIB)
+        # auto uploads a qcow2 of the clusters holding data, made from the manifest alone.
+        assert restored["transfer_format"]["format"] == "qcow2", restored["transfer_format"]
+        assert restored["stats"]["glance"]["bytes_uploaded"] < 400 * MIB, restored["stats"]
+        assert set(restored["stats"]["seconds_per_phase"]) == {"image_upload", "volume_from_image", "finishing"}
+        assert restored["backup"]["source_volume"]["id"] == volume.id and restored["backup"] == backup["backup"]
     finally:
         delete_volume(site_b, restored_volume.id)
+
+
+def test_raw_and_sparse_transfers_store_the_same_chunks_and_restore_the_same_bytes(sites, site_a, site_b, source_volume, banks):
+    """A raw backup of the volume already backed up through vdi dedupes entirely; a raw restore gives the same bytes."""
+    volume, expected_sha256 = source_volume
+    env = module_env(sites)
+    bank = banks["swift_s3"]
+    raw = run_module("volume_glance_backup", backup_args(volume.id, bank, "e2e-raw", transfer_format="raw"), env=env)
+    assert not raw.failed, raw.result
+    assert raw["transfer_format"] == {"format": "raw", "reason": "raw as requested"}
+    assert raw["stats"]["glance"]["bytes_downloaded"] == GIB
+    assert raw["backup"]["hashes"]["sha256"] == expected_sha256
+    assert raw["stats"]["chunks_written"] == 0, "the vdi backup of the same bytes already stored every chunk"
+    restored = run_module("volume_glance_restore", restore_args(bank, "e2e-raw", "e2e-raw-restored", transfer_format="raw"), env=env)
+    assert not restored.failed, restored.result
+    try:
+        assert restored["stats"]["glance"] == {"bytes_uploaded": GIB, "transfer_format": "raw"}
+        assert volume_sha256(site_b, restored["volume"]["id"]) == (expected_sha256, GIB)
+    finally:
+        delete_volume(site_b, restored["volume"]["id"])
+    assert_no_temporaries(site_a, site_b)
 
 
 def test_snapshot_mode_of_an_in_use_volume_through_swift_and_file_banks(sites, site_a, site_b, source_volume, banks):
@@ -306,8 +339,8 @@ def test_backup_info_lists_filters_verifies_and_shows_progress(sites, banks, sou
 
     with open_bank(dict(bank, create=False)) as engine_bank:
         store = BackupStore(engine_bank, PASSPHRASE)
-        writer = store.backup_writer("e2e-in-progress", chunk_size=MIB, progress_interval=0, expected_size=3 * MIB)
-        thread = threading.Thread(target=writer.write, args=(slow_source(),))
+        writer = store.backup_writer("e2e-in-progress", chunk_size=MIB, progress_interval=0)
+        thread = threading.Thread(target=writer.write, args=(slow_source(),), kwargs={"expected_size": 3 * MIB})
         thread.start()
         try:
             assert started.wait(120)
@@ -461,10 +494,10 @@ def test_sigterm_during_the_transfer_cleans_up_and_the_rerun_resumes(sites, site
                  STEP_TIMEOUT, "the interrupted backup's temporaries to be removed")
         proxy.clear()
         store = BackupStore(direct, PASSPHRASE)
-        wait_for(lambda: (store.load_progress(name) or {}).get("status") == "failed", STEP_TIMEOUT,
+        wait_for(lambda: getattr(store.load_progress(name), "status", None) == "failed", STEP_TIMEOUT,
                  "the interrupted backup to record its failure")
         assert store.load_manifest(name) is None
-        assert "SIGTERM" in store.load_progress(name)["error"]
+        assert "SIGTERM" in store.load_progress(name).error
         assert not list(direct.list("locks/")), "the interrupted backup left its bank lock"
         stored_before = {entry.key for entry in direct.list("chunks/")}
         assert len(stored_before) >= 3  # the proxy counts a PUT before its delayed upload is done
@@ -477,5 +510,42 @@ def test_sigterm_during_the_transfer_cleans_up_and_the_rerun_resumes(sites, site
         # Only the chunks the bank did not have were uploaded again.
         assert rerun["stats"]["chunks_written"] == len(stored_after - stored_before), rerun.result
         assert rerun["stats"]["duplicate_chunks"] >= len(stored_before)
-        assert store.load_progress(name) is None and store.verify_backup(name)["ok"]
+        assert store.load_progress(name) is None and verify_backup(store, name).ok
     assert_no_temporaries(site_a)
+
+
+def test_sigterm_during_volume_from_image_removes_the_half_made_volume(sites, site_a, site_b, source_volume, banks):
+    """SIGTERM while Cinder creates the restored volume: the volume was registered when Cinder returned its id,
+    so it is removed with the image, and the same restore then succeeds."""
+    volume, dummy = source_volume
+    env = module_env(sites)
+    name = "e2e-sigterm-restore"
+    made = run_module("volume_glance_backup", backup_args(volume.id, banks["file"], name), env=env)
+    assert not made.failed, made.result
+    restore_name = f"e2e-sigterm-restored-{uuid.uuid4().hex[:8]}"
+    # Raw carries every byte, so Cinder's download into the volume lasts long enough to be interrupted.
+    args = restore_args(banks["file"], name, restore_name, transfer_format="raw")
+
+    def half_made():
+        return [v for v in site_b.block_storage.volumes() if v.name == restore_name]
+
+    with tempfile.TemporaryDirectory() as tree:
+        process = start_module("volume_glance_restore", args, tree, env=env)
+        try:
+            wait_for(lambda: half_made() or process.poll() is not None, STEP_TIMEOUT, "the restore to create its volume", interval=0.2)
+            assert process.poll() is None, f"the restore ended before it could be interrupted: {process.communicate()}"
+            assert half_made()[0].status in ("creating", "downloading"), half_made()[0].status
+            signal_process_tree(process.pid, signal.SIGTERM)
+            process.communicate(timeout=STEP_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                signal_process_tree(process.pid, signal.SIGKILL)
+    wait_for(lambda: not half_made(), STEP_TIMEOUT, "the half-made volume to be removed")
+    wait_for(lambda: not [item for item in find_orphaned_temporaries(site_b) if item.get("backup") == name],
+             STEP_TIMEOUT, "the interrupted restore's temporaries to be removed")
+
+    rerun = run_module("volume_glance_restore", args, env=env)
+    assert not rerun.failed, rerun.result
+    assert rerun["changed"] and rerun["volume"]["status"] == "available", rerun.result
+    delete_volume(site_b, rerun["volume"]["id"])
+    assert_no_temporaries(site_a, site_b)

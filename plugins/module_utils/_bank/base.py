@@ -15,6 +15,8 @@ from __future__ import annotations
 import abc
 import typing as t
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError
+
 
 class BankObject(t.NamedTuple):
     key: str
@@ -49,6 +51,10 @@ class Bank(abc.ABC):
 
         Returns how many delete requests were made for existing or absent keys.
         """
+
+    def no_such_object(self, key: str) -> BankObjectNotFoundError:
+        """The error ``get`` raises for an absent ``key``, worded alike by every backend."""
+        return BankObjectNotFoundError(f"{self.description}, key {key!r}: no such object", bank=self.description, key=key)
 
     def close(self) -> None:
         """Release connections; the default has nothing to release."""

@@ -10,12 +10,8 @@ import tempfile
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank._keys import normalize_root_prefix, validate_key, validate_prefix
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
-    BankError,
-    BankObjectNotFoundError,
-    InvalidInputError,
-)
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.object_keys import normalize_root_prefix, validate_key, validate_prefix
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, InvalidInputError
 
 # Temporary files of in-flight writes start with this; listings skip them and keys may not use it.
 TEMP_PREFIX = ".bank-tmp-"
@@ -31,9 +27,12 @@ def _fsync_dir(path: str) -> None:
 
 
 class FileBank(Bank):
-    """Objects are files under ``root``; a key's ``/`` separators are directories."""
+    """Objects are files under ``path``; a key's ``/`` separators are directories.
 
-    def __init__(self, path: str, create: bool = False, fsync: bool = True, prefix: str = "") -> None:
+    ``path``, ``create`` and ``prefix`` are the ``bank`` suboptions (doc_fragments/_bank.py); ``None`` means unset.
+    """
+
+    def __init__(self, path: str | None, create: bool | None = False, fsync: bool = True, prefix: str | None = "") -> None:
         if not path or not isinstance(path, str):
             raise InvalidInputError("The file bank needs O(bank.path), a directory")
         self.root = os.path.abspath(os.path.expanduser(path))
@@ -98,13 +97,13 @@ class FileBank(Bank):
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise BankObjectNotFoundError(f"{self.description}, key {key!r}: no such object", bank=self.description, key=key) from None
+            raise self.no_such_object(key) from None
         except OSError as exc:
             raise self._error(key, "cannot read the object", exc) from exc
         try:
             with os.fdopen(fd, "rb") as handle:
                 if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    raise BankObjectNotFoundError(f"{self.description}, key {key!r}: no such object", bank=self.description, key=key)
+                    raise self.no_such_object(key)
                 return handle.read()
         except OSError as exc:
             raise self._error(key, "cannot read the object", exc) from exc

@@ -10,36 +10,33 @@ import traceback
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank._keys import normalize_root_prefix, validate_key, validate_prefix
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank._retry import (
-    RetryPolicy,
-    attempts_of,
-    is_transient_code,
-    is_transient_os_error,
-    is_transient_status,
-)
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
-    BankError,
-    BankObjectNotFoundError,
-    InvalidInputError,
-)
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.object_keys import normalize_root_prefix, validate_key, validate_prefix
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import OPTIONS_BY_NAME
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry import BackendErrors, RetryingCall, RetryPolicy
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry import is_transient_os_error, is_transient_status
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, InvalidInputError
 
+BOTO3_IMPORT_ERROR: str | None = None
 try:
     import boto3
     import botocore.config
     import botocore.exceptions
     import urllib3.exceptions
 except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
+    BOTO3_IMPORT_ERROR = traceback.format_exc()
+HAS_BOTO3 = BOTO3_IMPORT_ERROR is None
 
 DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
 DEFAULT_REGION = "us-east-1"
 MIN_POOL_CONNECTIONS = 16
 _NOT_FOUND_CODES = frozenset(("404", "NoSuchKey", "NotFound"))
+# S3 error codes that mean "try again later".
+TRANSIENT_ERROR_CODES = frozenset((
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+    "TooManyRequestsException", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+    "RequestTimeout", "RequestTimeoutException", "InternalError", "ServiceUnavailable",
+    "BandwidthLimitExceeded", "PriorRequestNotComplete",
+))
 
 
 def _error_code(exc: BaseException) -> tuple[str | None, int | None]:
@@ -58,36 +55,55 @@ class PartialDeleteError(Exception):
         super().__init__(f"{len(errors)} object(s) not deleted: {shown}")
 
 
+def is_transient_code(code: str | None) -> bool:
+    """S3 error codes that mean "try again later"."""
+    return bool(code) and code in TRANSIENT_ERROR_CODES
+
+
+def _is_transient_botocore(exc: BaseException) -> bool | None:
+    """What botocore's and urllib3's exception types say, or None when ``exc`` is none of theirs."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code, status = _error_code(exc)
+        return is_transient_code(code) or is_transient_status(status)
+    if isinstance(exc, (
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ConnectionClosedError,
+        botocore.exceptions.ConnectTimeoutError,
+        botocore.exceptions.ReadTimeoutError,
+        botocore.exceptions.IncompleteReadError,
+        botocore.exceptions.ResponseStreamingError,
+    )):
+        return True
+    if isinstance(exc, botocore.exceptions.SSLError):
+        return False
+    if isinstance(exc, botocore.exceptions.HTTPClientError):
+        return True
+    # A body cut mid-way surfaces from StreamingBody.read() as urllib3's error, unwrapped.
+    if isinstance(exc, (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError)):
+        return True
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     """botocore errors worth another attempt: 5xx, throttling, resets, timeouts, cut bodies."""
     if isinstance(exc, PartialDeleteError):
         return True
-    if HAS_BOTO3:
-        if isinstance(exc, botocore.exceptions.ClientError):
-            code, status = _error_code(exc)
-            return is_transient_code(code) or is_transient_status(status)
-        if isinstance(exc, (
-            botocore.exceptions.EndpointConnectionError,
-            botocore.exceptions.ConnectionClosedError,
-            botocore.exceptions.ConnectTimeoutError,
-            botocore.exceptions.ReadTimeoutError,
-            botocore.exceptions.IncompleteReadError,
-            botocore.exceptions.ResponseStreamingError,
-        )):
-            return True
-        if isinstance(exc, botocore.exceptions.SSLError):
-            return False
-        if isinstance(exc, botocore.exceptions.HTTPClientError):
-            return True
-        # A body cut mid-way surfaces from StreamingBody.read() as urllib3's error, unwrapped.
-        if isinstance(exc, (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError)):
-            return True
+    verdict = _is_transient_botocore(exc) if HAS_BOTO3 else None
+    if verdict is not None:
+        return verdict
     if isinstance(exc, http.client.IncompleteRead):
         return True
     return is_transient_os_error(exc)
 
 
-def _cause(exc: BaseException) -> str:
+def is_not_found(exc: BaseException) -> bool:
+    """A missing key or bucket (HEAD answers a bare 404)."""
+    code, status = _error_code(exc)
+    return code in _NOT_FOUND_CODES or status == 404
+
+
+def cause(exc: BaseException) -> str:
+    """The S3 error code, HTTP status and message, or the exception's type and text."""
     if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ClientError):
         code, status = _error_code(exc)
         message = (exc.response.get("Error") or {}).get("Message") or ""
@@ -95,104 +111,103 @@ def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+S3_ERRORS = BackendErrors(is_transient=is_transient, is_not_found=is_not_found, cause=cause)
+
+
+def _client_config(max_pool_connections: int, connect_timeout: float | None, read_timeout: float | None,
+                   checksum_calculation: str) -> botocore.config.Config:
+    settings: dict[str, t.Any] = {
+        # One retry layer only: ours, so every backend retries the same way.
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
+        "max_pool_connections": max(MIN_POOL_CONNECTIONS, max_pool_connections),
+        "s3": {"addressing_style": "path"},
+        "signature_version": "s3v4",
+        "request_checksum_calculation": checksum_calculation,
+        "response_checksum_validation": checksum_calculation,
+    }
+    if connect_timeout is not None:
+        settings["connect_timeout"] = connect_timeout
+    if read_timeout is not None:
+        settings["read_timeout"] = read_timeout
+    return botocore.config.Config(**settings)
+
+
+def _region(region: str | None) -> str:
+    # Environment fallbacks only where boto3 itself would not look (the endpoint it resolves alone).
+    env = (os.environ.get(name) for name in OPTIONS_BY_NAME["region"].env)
+    return region or next((value for value in env if value), DEFAULT_REGION)
+
+
 class S3Bank(Bank):
-    """Objects are ``<prefix><key>`` in one bucket."""
+    """Objects are ``<prefix><key>`` in one bucket.
+
+    The parameters named like a ``bank`` suboption are that option (doc_fragments/_bank.py);
+    ``None`` means unset. ``client`` replaces the boto3 client (tests drive a fake through it).
+    """
 
     def __init__(
         self,
-        bucket: str,
-        prefix: str | None = "",
-        endpoint_url: str | None = None,
-        region: str | None = None,
+        *,
         access_key: str | None = None,
+        bucket: str | None = None,
+        ca_bundle: str | None = None,
+        checksum_calculation: str | None = None,
+        client: t.Any = None,
+        connect_timeout: float | None = None,
+        create: bool | None = False,
+        endpoint_url: str | None = None,
+        max_pool_connections: int = MIN_POOL_CONNECTIONS,
+        prefix: str | None = "",
+        profile: str | None = None,
+        read_timeout: float | None = None,
+        region: str | None = None,
+        retry: RetryPolicy | None = None,
         secret_key: str | None = None,
         session_token: str | None = None,
-        profile: str | None = None,
-        validate_certs: bool = True,
-        ca_bundle: str | None = None,
-        checksum_calculation: str | None = "when_supported",
-        create: bool = False,
-        connect_timeout: float | None = None,
-        read_timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-        max_pool_connections: int = MIN_POOL_CONNECTIONS,
+        validate_certs: bool | None = True,
     ) -> None:
         if not HAS_BOTO3:
-            raise InvalidInputError(f"The s3 bank needs the Python library boto3, which cannot be imported: {BOTO3_IMPORT_ERROR}")
+            raise InvalidInputError(f"The s3 bank needs the Python library boto3 (pip install boto3): {BOTO3_IMPORT_ERROR}")
         if not bucket:
             raise InvalidInputError("The s3 bank needs O(bank.bucket)")
-        if checksum_calculation not in (None, "when_supported", "when_required"):
-            raise InvalidInputError("O(bank.checksum_calculation) must be when_supported or when_required")
+        checksum_choices = OPTIONS_BY_NAME["checksum_calculation"].choices or ()
+        if checksum_calculation is not None and checksum_calculation not in checksum_choices:
+            raise InvalidInputError(f"O(bank.checksum_calculation) must be {' or '.join(checksum_choices)}")
         self.bucket = bucket
         self.prefix = normalize_root_prefix(prefix)
-        self.retry = retry or RetryPolicy()
-        # Environment fallbacks only where boto3 itself would not look (region and endpoint it resolves alone).
-        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-        endpoint_url = endpoint_url or None
-        config_kwargs: dict[str, t.Any] = {
-            # One retry layer only: ours, so every backend retries the same way.
-            "retries": {"total_max_attempts": 1, "mode": "standard"},
-            "max_pool_connections": max(MIN_POOL_CONNECTIONS, max_pool_connections),
-            "s3": {"addressing_style": "path"},
-            "signature_version": "s3v4",
-        }
-        if connect_timeout is not None:
-            config_kwargs["connect_timeout"] = connect_timeout
-        if read_timeout is not None:
-            config_kwargs["read_timeout"] = read_timeout
-        if checksum_calculation:
-            config_kwargs["request_checksum_calculation"] = checksum_calculation
-            config_kwargs["response_checksum_validation"] = checksum_calculation
-        # None lets botocore take AWS_CA_BUNDLE or the profile's ca_bundle, as every AWS tool does.
-        verify: bool | str | None = (ca_bundle or None) if validate_certs else False
-        try:
-            session = boto3.session.Session(
-                aws_access_key_id=access_key or None,
-                aws_secret_access_key=secret_key or None,
-                aws_session_token=session_token or None,
-                profile_name=profile or None,
-            )
-            self.client = session.client(
-                "s3",
-                region_name=region,
-                endpoint_url=endpoint_url,
-                verify=verify,
-                config=botocore.config.Config(**config_kwargs),
-            )
-        except botocore.exceptions.BotoCoreError as exc:
-            raise BankError(f"s3 bank {endpoint_url or ''}/{bucket}/{self.prefix}: cannot set up the client: {exc}") from exc
-        self.region = region
+        self.region = _region(region)
+        if client is None:
+            config = _client_config(max_pool_connections, connect_timeout, read_timeout, checksum_calculation or "when_supported")
+            # None lets botocore take AWS_CA_BUNDLE or the profile's ca_bundle, as every AWS tool does.
+            verify: bool | str | None = (ca_bundle or None) if validate_certs is not False else False
+            credentials = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key,
+                           "aws_session_token": session_token, "profile_name": profile}
+            client = self._client(credentials, endpoint_url or None, verify, config)
+        self.client = client
         endpoint = (self.client.meta.endpoint_url or "").rstrip("/")
         self.description = f"s3 bank {endpoint}/{bucket}/{self.prefix}".rstrip("/")
-        self._open(create)
+        self._call = RetryingCall(self.description, S3_ERRORS, retry)
+        self._open(bool(create))
 
-    def _call(self, key: str, what: str, func: t.Callable[[], t.Any], not_found: t.Callable[[], t.Any] | None = None) -> t.Any:
+    def _client(self, credentials: dict[str, str | None], endpoint_url: str | None, verify: bool | str | None,
+                config: botocore.config.Config) -> t.Any:
         try:
-            return self.retry.call(func, is_transient)
-        except BankError:
-            raise
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            code, status = _error_code(exc)
-            if not_found is not None and (code in _NOT_FOUND_CODES or status == 404):
-                return not_found()
-            attempts = attempts_of(exc)
-            after = f" after {attempts} attempts" if attempts > 1 else ""
-            where = f", key {key!r}" if key else ""
-            raise BankError(
-                f"{self.description}{where}: cannot {what}{after}: {_cause(exc)}", bank=self.description, key=key,
-            ) from exc
+            session = boto3.session.Session(**{name: value or None for name, value in credentials.items()})
+            return session.client("s3", region_name=self.region, endpoint_url=endpoint_url, verify=verify, config=config)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise BankError(f"s3 bank {endpoint_url or ''}/{self.bucket}/{self.prefix}: cannot set up the client: {exc}") from exc
 
     def _open(self, create: bool) -> None:
-        def missing() -> None:
-            if not create:
-                raise BankError(f"{self.description}: the bucket does not exist (set create: true to create it)", bank=self.description)
-            params: dict[str, t.Any] = {"Bucket": self.bucket}
-            # us-east-1 is the one region that refuses an explicit LocationConstraint.
-            if self.region != DEFAULT_REGION:
-                params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-            self._call("", "create the bucket", lambda: self.client.create_bucket(**params))
-
-        self._call("", "reach the bucket", lambda: self.client.head_bucket(Bucket=self.bucket), not_found=missing)
+        params: dict[str, t.Any] = {"Bucket": self.bucket}
+        # us-east-1 is the one region that refuses an explicit LocationConstraint.
+        if self.region != DEFAULT_REGION:
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        self._call.reach_or_create(
+            "bucket",
+            reach=lambda: self.client.head_bucket(Bucket=self.bucket),
+            make=lambda: self.client.create_bucket(**params),
+            create=create,
+        )
 
     def _full(self, key: str) -> str:
         return self.prefix + validate_key(key)
@@ -215,10 +230,7 @@ class S3Bank(Bank):
                 raise botocore.exceptions.IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
             return data
 
-        def missing() -> bytes:
-            raise BankObjectNotFoundError(f"{self.description}, key {key!r}: no such object", bank=self.description, key=key)
-
-        return self._call(key, "read the object", fetch, not_found=missing)
+        return self._call(key, "read the object", fetch, not_found=self.no_such_object(key))
 
     def exists(self, key: str) -> bool:
         full = self._full(key)

@@ -12,29 +12,19 @@ import typing as t
 import urllib.parse
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank._keys import normalize_root_prefix, validate_key, validate_prefix
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank._retry import (
-    RetryPolicy,
-    attempts_of,
-    is_transient_os_error,
-    is_transient_status,
-)
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
-    BankError,
-    BankObjectNotFoundError,
-    InvalidInputError,
-)
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.object_keys import normalize_root_prefix, validate_key, validate_prefix
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry import BackendErrors, RetryingCall, RetryPolicy
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry import is_transient_os_error, is_transient_status
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, InvalidInputError
 
+OPENSTACKSDK_IMPORT_ERROR: str | None = None
 try:
     import openstack
     import openstack.exceptions
     from keystoneauth1 import exceptions as ksa_exceptions
 except ImportError:
-    HAS_OPENSTACKSDK = False
-    OPENSTACKSDK_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_OPENSTACKSDK = True
-    OPENSTACKSDK_IMPORT_ERROR = None
+    OPENSTACKSDK_IMPORT_ERROR = traceback.format_exc()
+HAS_OPENSTACKSDK = OPENSTACKSDK_IMPORT_ERROR is None
 
 
 class SwiftHTTPError(Exception):
@@ -63,7 +53,13 @@ def is_transient(exc: BaseException) -> bool:
     return is_transient_os_error(exc)
 
 
-def _cause(exc: BaseException) -> str:
+def is_not_found(exc: BaseException) -> bool:
+    """Swift answered 404 (the object or the container does not exist)."""
+    return isinstance(exc, SwiftHTTPError) and exc.status == 404
+
+
+def cause(exc: BaseException) -> str:
+    """The HTTP answer with a hint for authentication failures, or the exception's type and text."""
     if isinstance(exc, SwiftHTTPError):
         hint = " (check the credentials and the account's rights)" if exc.status in (401, 403) else ""
         return f"{exc}{hint}"
@@ -71,6 +67,9 @@ def _cause(exc: BaseException) -> str:
         hint = " (check the credentials)" if exc.http_status in (401, 403) else ""
         return f"authentication or endpoint lookup failed: HTTP {exc.http_status}{hint}"
     return f"{type(exc).__name__}: {exc}"
+
+
+SWIFT_ERRORS = BackendErrors(is_transient=is_transient, is_not_found=is_not_found, cause=cause)
 
 
 def _public_location(cloud: str | dict) -> str:
@@ -88,21 +87,25 @@ def _public_location(cloud: str | dict) -> str:
 
 
 class SwiftBank(Bank):
-    """Objects are ``<prefix><key>`` in one container."""
+    """Objects are ``<prefix><key>`` in one container.
+
+    The parameters named like a ``bank`` suboption are that option (doc_fragments/_bank.py); ``None`` means unset.
+    """
 
     def __init__(
         self,
-        container: str,
-        cloud: str | dict,
-        prefix: str | None = "",
-        region_name: str | None = None,
-        create: bool = False,
+        *,
+        cloud: str | dict | None = None,
         connect_timeout: float | None = None,
+        container: str | None = None,
+        create: bool | None = False,
+        prefix: str | None = "",
         read_timeout: float | None = None,
+        region_name: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         if not HAS_OPENSTACKSDK:
-            raise InvalidInputError(f"The swift bank needs the Python library openstacksdk, which cannot be imported: {OPENSTACKSDK_IMPORT_ERROR}")
+            raise InvalidInputError(f"The swift bank needs the Python library openstacksdk (pip install openstacksdk): {OPENSTACKSDK_IMPORT_ERROR}")
         if not container or "/" in container:
             raise InvalidInputError("The swift bank needs O(bank.container), a container name without '/'")
         if not cloud or not isinstance(cloud, (str, dict)):
@@ -111,7 +114,6 @@ class SwiftBank(Bank):
         self.prefix = normalize_root_prefix(prefix)
         self.cloud = cloud
         self.region_name = region_name
-        self.retry = retry or RetryPolicy()
         self.timeout = (connect_timeout, read_timeout) if (connect_timeout or read_timeout) else None
         self.description = f"swift bank {container}/{self.prefix}".rstrip("/") + f" at {_public_location(cloud)}"
         # openstacksdk does not promise a Connection is thread-safe: one per thread, all closed by close().
@@ -119,7 +121,8 @@ class SwiftBank(Bank):
         self._lock = threading.Lock()
         self._connections: list[t.Any] = []
         self._bulk_delete_limit: int | None = None
-        self._open(create)
+        self._call = RetryingCall(self.description, SWIFT_ERRORS, retry)
+        self._open(bool(create))
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -153,19 +156,6 @@ class SwiftBank(Bank):
             raise SwiftHTTPError(response.status_code, response.reason or "", response.content or b"")
         return response
 
-    def _call(self, key: str, what: str, func: t.Callable[[], t.Any], not_found: t.Callable[[], t.Any] | None = None) -> t.Any:
-        try:
-            return self.retry.call(func, is_transient)
-        except BankError:
-            raise
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            if not_found is not None and isinstance(exc, SwiftHTTPError) and exc.status == 404:
-                return not_found()
-            attempts = attempts_of(exc)
-            after = f" after {attempts} attempts" if attempts > 1 else ""
-            where = f", key {key!r}" if key else ""
-            raise BankError(f"{self.description}{where}: cannot {what}{after}: {_cause(exc)}", bank=self.description, key=key) from exc
-
     def _container_url(self) -> str:
         return "/" + urllib.parse.quote(self.container, safe="")
 
@@ -173,12 +163,13 @@ class SwiftBank(Bank):
         return f"{self._container_url()}/{urllib.parse.quote(self.prefix + validate_key(key), safe='/')}"
 
     def _open(self, create: bool) -> None:
-        def missing() -> None:
-            if not create:
-                raise BankError(f"{self.description}: the container does not exist (set create: true to create it)", bank=self.description)
-            self._call("", "create the container", lambda: self._request("PUT", self._container_url(), (201, 202)))
-
-        self._call("", "reach the container", lambda: self._request("HEAD", self._container_url(), (200, 204)), not_found=missing)
+        url = self._container_url()
+        self._call.reach_or_create(
+            "container",
+            reach=lambda: self._request("HEAD", url, (200, 204)),
+            make=lambda: self._request("PUT", url, (201, 202)),
+            create=create,
+        )
 
     # --- the interface -----------------------------------------------------------------------------
 
@@ -200,10 +191,7 @@ class SwiftBank(Bank):
                 raise ConnectionResetError(f"body cut short: {len(data)} of {expected} bytes")
             return data
 
-        def missing() -> bytes:
-            raise BankObjectNotFoundError(f"{self.description}, key {key!r}: no such object", bank=self.description, key=key)
-
-        return self._call(key, "read the object", fetch, not_found=missing)
+        return self._call(key, "read the object", fetch, not_found=self.no_such_object(key))
 
     def exists(self, key: str) -> bool:
         url = self._object_url(key)
@@ -258,8 +246,8 @@ class SwiftBank(Bank):
                 return int(bulk.get("max_deletes_per_request") or 0) if bulk else 0
             # /info is optional in Swift: anything but a clear answer means "delete one by one".
             try:
-                self._bulk_delete_limit = self.retry.call(info, is_transient)
-            except Exception:  # pylint: disable=broad-exception-caught
+                self._bulk_delete_limit = self._call("", "read the cluster's capabilities", info)
+            except BankError:
                 self._bulk_delete_limit = 0
             self._bulk_delete_limit = min(self._bulk_delete_limit, 10000)
         return self._bulk_delete_limit

@@ -33,6 +33,7 @@ SHARED = "shared"
 EXCLUSIVE = "exclusive"
 DEFAULT_REFRESH_INTERVAL = 60.0
 DEFAULT_STALE_AFTER = 900.0
+DEFAULT_LOCK_WAIT_TIMEOUT = 600.0  # what a backup or a deletion waits for the bank by default (lock_timeout)
 
 
 class BankLock:

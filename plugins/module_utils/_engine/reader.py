@@ -19,7 +19,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base impor
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import chunk_key
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.memory import limit_malloc_arenas
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.malloc_arenas import limit_malloc_arenas
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError, IntegrityError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
 
@@ -27,7 +27,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import
 class BackupReader:
     """``read(n)`` the original bytes of a backup. Supports ``len()`` and ``tell()`` for HTTP bodies."""
 
-    def __init__(self, bank: Bank, codec: ChunkCodec, manifest: Manifest, parallelism: int = 4) -> None:
+    def __init__(self, bank: Bank, codec: ChunkCodec, manifest: Manifest, parallelism: int) -> None:
         self.bank = bank
         self.codec = codec
         self.manifest = manifest
@@ -50,11 +50,6 @@ class BackupReader:
 
     # -- background work ---------------------------------------------------------------------------
 
-    def _chunk_length(self, index: int) -> int:
-        if index == self._chunk_count - 1:
-            return self.size - index * self._chunk_size
-        return self._chunk_size
-
     def _fetch_chunk(self, index: int, digest: bytes) -> bytes:
         key = chunk_key(digest)
         where = f"chunk {index} ({key}) of backup {self.manifest.backup_name!r} in {self.bank.description}"
@@ -62,7 +57,7 @@ class BackupReader:
             blob = self.bank.get(key)
         except BankObjectNotFoundError:
             raise IntegrityError(f"The backup is damaged: {where} is missing from the bank") from None
-        return self.codec.decode(digest, blob, self._chunk_length(index), where)
+        return self.codec.decode(digest, blob, self.manifest.chunk_length(index), where)
 
     def _fill_read_ahead(self) -> None:
         while len(self._pending) < self._read_ahead:
@@ -80,7 +75,7 @@ class BackupReader:
         if not self._pending:
             return False
         index, future = self._pending.popleft()
-        length = self._chunk_length(index)
+        length = self.manifest.chunk_length(index)
         if future is None:
             data = self._zero_chunk if length == self._chunk_size else bytes(length)
         else:

@@ -3,24 +3,33 @@
 """Backup side of the chunk engine: any iterator of bytes in, chunks and a manifest out.
 
 The input is cut into fixed-size chunks whatever the size of the pieces it
-arrives in. All-zero chunks are only counted. Other chunks are hashed, checked
-against the bank and, when new, compressed, encrypted and uploaded by a small
-pool of threads with a bounded number in flight, so memory stays flat whatever
-the volume size. The whole-stream hashes run in their own threads. The
-manifest is written last, and only when every chunk is safely stored.
+arrives in. All-zero chunks are only counted. Other chunks are scanned for
+all-zero clusters, hashed, checked against the bank and, when new, compressed,
+encrypted and uploaded by a small pool of threads with a bounded number in
+flight, so memory stays flat whatever the volume size. The whole-stream hashes
+run in their own threads. The manifest is written last, and only when every
+chunk is safely stored.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
-import json
+import dataclasses
 import threading
 import time
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.chunking import (
+    rechunk,
+    validate_chunk_size,
+    validate_parallelism,
+    zero_bitmap_size,
+    zero_cluster_bitmap,
+)
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import Progress, utc_now
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
     CHUNKS_PREFIX,
@@ -30,59 +39,15 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout i
     progress_key,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import SHARED, BankLock
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.memory import limit_malloc_arenas
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import IntegrityError, InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.malloc_arenas import limit_malloc_arenas
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import MIB
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import IntegrityError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import (
-    COLLECTION_VERSION,
     DIGEST_SIZE,
-    MANIFEST_FORMAT,
-    MANIFEST_FORMAT_VERSION,
     ChunkMap,
     Manifest,
+    ZeroClusterMap,
 )
-
-MIB = 1024 * 1024
-DEFAULT_CHUNK_SIZE = 4 * MIB
-ALLOWED_CHUNK_SIZES = tuple(MIB << power for power in range(7))  # 1 MiB .. 64 MiB
-
-
-def validate_chunk_size(chunk_size: int) -> int:
-    if chunk_size not in ALLOWED_CHUNK_SIZES:
-        raise InvalidInputError(
-            f"chunk_size must be a power of two from 1 MiB to 64 MiB (1048576 .. 67108864 bytes), got {chunk_size}")
-    return chunk_size
-
-
-def validate_parallelism(parallelism: int) -> int:
-    if not 1 <= parallelism <= 64:
-        raise InvalidInputError(f"parallelism must be between 1 and 64, got {parallelism}")
-    return parallelism
-
-
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def rechunk(pieces: t.Iterable[bytes], chunk_size: int) -> t.Iterator[bytes]:
-    """Yield chunks of exactly ``chunk_size`` bytes (the last may be shorter) from pieces of any size."""
-    pending = bytearray()
-    for piece in pieces:
-        if not piece:
-            continue
-        if not pending and len(piece) == chunk_size:
-            yield bytes(piece)  # the common aligned case: no copy into the buffer
-            continue
-        pending += piece
-        if len(pending) >= chunk_size:
-            view = memoryview(pending)
-            offset = 0
-            while len(pending) - offset >= chunk_size:
-                yield bytes(view[offset:offset + chunk_size])
-                offset += chunk_size
-            view.release()
-            del pending[:offset]
-    if pending:
-        yield bytes(pending)
 
 
 class StoredChunkIndex:
@@ -118,19 +83,21 @@ class StoredChunkIndex:
         return cls(digest for digest in (digest_from_chunk_key(entry.key) for entry in bank.list(CHUNKS_PREFIX)) if digest)
 
 
+@dataclasses.dataclass
 class BackupStats:
-    def __init__(self) -> None:
-        self.bytes_read = 0
-        self.zero_bytes = 0
-        self.duplicate_bytes = 0
-        self.new_bytes = 0
-        self.bytes_written = 0
-        self.chunks = 0
-        self.zero_chunks = 0
-        self.duplicate_chunks = 0
-        self.chunks_written = 0
-        self.started = time.monotonic()
-        self.seconds = 0.0
+    """What a backup run read, skipped and wrote: the ``stats`` of its result and manifest."""
+
+    bytes_read: int = 0
+    zero_bytes: int = 0
+    duplicate_bytes: int = 0
+    new_bytes: int = 0
+    bytes_written: int = 0
+    chunks: int = 0
+    zero_chunks: int = 0
+    duplicate_chunks: int = 0
+    chunks_written: int = 0
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    seconds: float = 0.0
 
     def as_dict(self) -> dict:
         seconds = self.seconds or (time.monotonic() - self.started)
@@ -150,55 +117,105 @@ class BackupStats:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class _ChunkOutcome:
+    """What the pool did with one data chunk."""
+
+    digest: bytes
+    zero_clusters: bytes | None
+    stored: bool
+    written: int
+
+
+class _InFlight:
+    """The chunks of one stream between the cutter and the manifest: settled in stream order into
+    the chunk map, the zero-cluster map and the stats."""
+
+    def __init__(self, pool: concurrent.futures.Executor, stats: BackupStats, chunk_size: int, limit: int) -> None:
+        self.chunk_map = ChunkMap()
+        self.zero_clusters = ZeroClusterMap(chunk_size)
+        self._pool = pool
+        self._stats = stats
+        self._limit = limit
+        self._queue: collections.deque = collections.deque()
+
+    def add(self, chunk: bytes, is_zero: bool, store_chunk: t.Callable[[bytes], _ChunkOutcome]) -> None:
+        self._queue.append((None if is_zero else self._pool.submit(store_chunk, chunk), len(chunk)))
+        # Zero chunks at the head cost nothing to settle; data chunks wait until the window is full.
+        while len(self._queue) > self._limit or (self._queue and self._queue[0][0] is None):
+            self._settle_oldest()
+
+    def drain(self) -> None:
+        while self._queue:
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        future, length = self._queue.popleft()
+        stats = self._stats
+        if future is None:
+            self.chunk_map.append_zero()
+            stats.zero_bytes += length
+            stats.zero_chunks += 1
+            return
+        outcome: _ChunkOutcome = future.result()
+        self.chunk_map.append_data(outcome.digest)
+        if outcome.zero_clusters is not None:
+            self.zero_clusters.add(self.chunk_map.chunk_count - 1, outcome.zero_clusters)
+        if outcome.stored:
+            stats.new_bytes += length
+            stats.bytes_written += outcome.written
+            stats.chunks_written += 1
+        else:
+            stats.duplicate_bytes += length
+            stats.duplicate_chunks += 1
+
+
 class BackupWriter:
-    """Writes one backup; ``write()`` returns its manifest once everything is stored."""
+    """Writes one backup: ``write_chunks()`` stores the stream's chunks, ``commit()`` its manifest."""
 
     def __init__(self, bank: Bank, codec: ChunkCodec, *, backup_id: str, backup_name: str,
-                 description: str = "", source: dict | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 parallelism: int = 4, expected_size: int | None = None,
-                 extra_hash: tuple[str | None, str | None] = (None, None), progress_interval: float = 30.0,
-                 lock_wait_timeout: float = 600.0) -> None:
+                 description: str, source: dict, chunk_size: int, parallelism: int,
+                 progress_interval: float, lock_wait_timeout: float) -> None:
         self.bank = bank
         self.codec = codec
         self.backup_id = backup_id
         self.backup_name = backup_name
         self.description = description
-        self.source = source or {}
+        self.source = source
         self.chunk_size = validate_chunk_size(chunk_size)
         self.parallelism = validate_parallelism(parallelism)
-        self.expected_size = expected_size
-        # (algorithm, expected hex digest), e.g. Glance's os_hash_algo and os_hash_value: computed only
-        # when there is something to check it against, since hashing is the costliest step of a backup.
-        self.extra_hash_algorithm, self.extra_hash_expected = extra_hash
         self.progress_interval = progress_interval
         self.lock_wait_timeout = lock_wait_timeout
         self.stats = BackupStats()
         limit_malloc_arenas()  # before the pool's threads exist
         self._zero_chunk = bytes(self.chunk_size)
+        self._zero_bitmap_size = zero_bitmap_size(self.chunk_size)
         self._known_chunks: set[bytes] = set()
         self._stored_chunks = StoredChunkIndex(())
         self._known_lock = threading.Lock()
         self._created_at = utc_now()
+        self._expected_size: int | None = None
         self._last_progress = 0.0
         self._lock: BankLock | None = None
         self._manifest: Manifest | None = None
 
     # -- chunk work, in the pool threads ------------------------------------------------------
 
-    def _store_chunk(self, chunk: bytes) -> tuple[bytes, bool, int]:
+    def _store_chunk(self, chunk: bytes) -> _ChunkOutcome:
+        zero_clusters = zero_cluster_bitmap(chunk, self._zero_bitmap_size)
         digest = self.codec.identity(chunk)
         if digest in self._stored_chunks:
-            return digest, False, 0
+            return _ChunkOutcome(digest, zero_clusters, False, 0)
         # Claimed before the upload, so a chunk repeated within the run is stored once;
         # if the claiming upload fails the whole backup fails, so the claim never hides a gap.
         with self._known_lock:
             seen = digest in self._known_chunks
             self._known_chunks.add(digest)
         if seen:
-            return digest, False, 0
+            return _ChunkOutcome(digest, zero_clusters, False, 0)
         blob = self.codec.encode(digest, chunk)
         self.bank.put(chunk_key(digest), blob)
-        return digest, True, len(blob)
+        return _ChunkOutcome(digest, zero_clusters, True, len(blob))
 
     # -- progress, for bank_backup_info and resumed runs -----------------------------------------
 
@@ -207,36 +224,30 @@ class BackupWriter:
         if not force and now - self._last_progress < self.progress_interval:
             return
         self._last_progress = now
-        document = {
-            "backup_id": self.backup_id,
-            "backup_name": self.backup_name,
-            "status": status,
-            "started_at": self._created_at,
-            "updated_at": utc_now(),
-            "bytes_done": self.stats.bytes_read,
-            "bytes_total": self.expected_size,
-            "source": self.source,
-        }
-        if error:
-            document["error"] = error
-        self.bank.put(progress_key(self.backup_id), json.dumps(document, sort_keys=True).encode("utf-8"))
+        progress = Progress(
+            backup_id=self.backup_id, backup_name=self.backup_name, status=status, started_at=self._created_at,
+            updated_at=utc_now(), bytes_done=self.stats.bytes_read, bytes_total=self._expected_size,
+            source=self.source, error=error)
+        self.bank.put(progress_key(self.backup_id), progress.to_bytes())
 
     # -- the stream ------------------------------------------------------------------------------
 
-    def write(self, pieces: t.Iterable[bytes]) -> Manifest:
-        """Store every chunk, then the manifest: the whole backup in one call."""
-        self.write_chunks(pieces)
-        return self.commit()
+    def write_chunks(self, pieces: t.Iterable[bytes], *, expected_size: int | None,
+                     expected_hash: tuple[str, str] | None = None) -> None:
+        """Store the stream's chunks under a shared bank lock, held until ``commit`` or ``abort``.
 
-    def write_chunks(self, pieces: t.Iterable[bytes]) -> None:
-        """Store the stream's chunks under a shared bank lock, held until ``commit`` or ``abort``."""
+        ``expected_size`` (bytes, None when unknown) and ``expected_hash`` (algorithm and hex digest,
+        such as Glance's ``os_hash_algo`` and ``os_hash_value``) are checked once the stream ends: a
+        mismatch raises ``IntegrityError`` and no manifest can be committed.
+        """
+        self._expected_size = expected_size
         self._lock = BankLock(self.bank, SHARED, f"backup {self.backup_name}", wait_timeout=self.lock_wait_timeout)
         self._lock.acquire()
         try:
             self._write_progress("in_progress", force=True)
             # Listed under the shared lock: no deletion can remove a listed chunk until we are done.
             self._stored_chunks = StoredChunkIndex.from_bank(self.bank)
-            self._manifest = self._store_chunks(pieces)
+            self._manifest = self._store_chunks(pieces, expected_hash)
         except BaseException as exc:
             self.abort(exc)
             raise
@@ -268,89 +279,61 @@ class BackupWriter:
             self._lock.release()
             self._lock = None
 
-    def _store_chunks(self, pieces: t.Iterable[bytes]) -> Manifest:
-        chunk_map = ChunkMap()
-        stats = self.stats
+    def write(self, pieces: t.Iterable[bytes], *, expected_size: int | None = None,
+              expected_hash: tuple[str, str] | None = None) -> Manifest:
+        """``write_chunks()`` then ``commit()``: the whole backup in one call, for tools and tests."""
+        self.write_chunks(pieces, expected_size=expected_size, expected_hash=expected_hash)
+        return self.commit()
+
+    def _store_chunks(self, pieces: t.Iterable[bytes], expected_hash: tuple[str, str] | None) -> Manifest:
         hashers = [StreamHasher("sha256", self.parallelism)]
-        if self.extra_hash_algorithm and self.extra_hash_expected and self.extra_hash_algorithm != "sha256":
-            hashers.append(StreamHasher(self.extra_hash_algorithm, self.parallelism))
-        # Twice the workers keeps every thread busy while bounding memory to a few chunks.
-        max_in_flight = self.parallelism * 2
-        in_flight: collections.deque = collections.deque()
+        # Another algorithm is computed only when there is something to check it against:
+        # hashing is the costliest step of a backup.
+        if expected_hash is not None and expected_hash[0] != "sha256":
+            hashers.append(StreamHasher(expected_hash[0], self.parallelism))
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="chunk")
-        finished = False
-
-        def settle_oldest() -> None:
-            future, length = in_flight.popleft()
-            if future is None:
-                chunk_map.append_zero()
-                return
-            digest, stored, written = future.result()
-            chunk_map.append_data(digest)
-            if stored:
-                stats.new_bytes += length
-                stats.bytes_written += written
-                stats.chunks_written += 1
-            else:
-                stats.duplicate_bytes += length
-                stats.duplicate_chunks += 1
-
+        # Twice the workers keeps every thread busy while bounding memory to a few chunks.
+        in_flight = _InFlight(pool, self.stats, self.chunk_size, limit=self.parallelism * 2)
         try:
-            for chunk in rechunk(pieces, self.chunk_size):
-                length = len(chunk)
-                for hasher in hashers:
-                    hasher.update(chunk)
-                stats.bytes_read += length
-                stats.chunks += 1
-                is_zero = chunk == self._zero_chunk if length == self.chunk_size else chunk == bytes(length)
-                if is_zero:
-                    stats.zero_bytes += length
-                    stats.zero_chunks += 1
-                    in_flight.append((None, length))
-                else:
-                    in_flight.append((pool.submit(self._store_chunk, chunk), length))
-                while len(in_flight) > max_in_flight or (in_flight and in_flight[0][0] is None):
-                    settle_oldest()
-                self._write_progress("in_progress")
-            while in_flight:
-                settle_oldest()
+            self._cut_stream(pieces, hashers, in_flight)
+            in_flight.drain()
             hashes = {hasher.algorithm: hasher.hexdigest() for hasher in hashers}
-            finished = True
+        except BaseException:
+            for hasher in hashers:
+                hasher.abandon()
+            raise
         finally:
-            if not finished:
-                for hasher in hashers:
-                    hasher.abandon()
             pool.shutdown(wait=True, cancel_futures=True)
-        stats.seconds = time.monotonic() - stats.started
+        self.stats.seconds = time.monotonic() - self.stats.started
+        self._check_stream(hashes, expected_hash)
+        return Manifest.new(
+            backup_id=self.backup_id, backup_name=self.backup_name, description=self.description,
+            source=self.source, created_at=self._created_at, chunk_size=self.chunk_size,
+            chunk_map=in_flight.chunk_map, zero_clusters=in_flight.zero_clusters, size=self.stats.bytes_read, hashes=hashes,
+            encrypted=self.codec.encrypted, compression_level=self.codec.compression_level,
+            stats=self.stats.as_dict())
 
-        if self.expected_size is not None and stats.bytes_read != self.expected_size:
-            raise IntegrityError(
-                f"The source stream ended after {stats.bytes_read} bytes but {self.expected_size} were expected")
-        if self.extra_hash_expected and hashes.get(self.extra_hash_algorithm) != self.extra_hash_expected.lower():
-            raise IntegrityError(
-                f"The {self.extra_hash_algorithm} of the stream does not match the source's "
-                f"({hashes.get(self.extra_hash_algorithm)} != {self.extra_hash_expected}): the download was damaged")
+    def _cut_stream(self, pieces: t.Iterable[bytes], hashers: list[StreamHasher], in_flight: _InFlight) -> None:
+        """The hot loop: every byte of the volume passes here once."""
+        stats = self.stats
+        for chunk in rechunk(pieces, self.chunk_size):
+            length = len(chunk)
+            for hasher in hashers:
+                hasher.update(chunk)
+            stats.bytes_read += length
+            stats.chunks += 1
+            is_zero = chunk == self._zero_chunk if length == self.chunk_size else chunk == bytes(length)
+            in_flight.add(chunk, is_zero, self._store_chunk)
+            self._write_progress("in_progress")
 
-        document = {
-            "format": MANIFEST_FORMAT,
-            "format_version": MANIFEST_FORMAT_VERSION,
-            "collection_version": COLLECTION_VERSION,
-            "backup_id": self.backup_id,
-            "backup_name": self.backup_name,
-            "description": self.description,
-            "created_at": self._created_at,
-            "completed_at": utc_now(),
-            "source": self.source,
-            "size": stats.bytes_read,
-            "chunk_size": self.chunk_size,
-            "chunk_count": chunk_map.chunk_count,
-            "algorithms": {
-                "chunk_id": "hmac-sha256" if self.codec.encrypted else "sha256",
-                "compression": "zstd",
-                "compression_level": self.codec.compression_level,
-                "encryption": "aes-256-gcm" if self.codec.encrypted else "none",
-            },
-            "hashes": hashes,
-            "stats": stats.as_dict(),
-        }
-        return Manifest(document, chunk_map)
+    def _check_stream(self, hashes: dict, expected_hash: tuple[str, str] | None) -> None:
+        bytes_read = self.stats.bytes_read
+        if self._expected_size is not None and bytes_read != self._expected_size:
+            raise IntegrityError(
+                f"The source stream ended after {bytes_read} bytes but {self._expected_size} were expected")
+        if expected_hash is not None:
+            algorithm, expected = expected_hash
+            if hashes.get(algorithm) != expected.lower():
+                raise IntegrityError(
+                    f"The {algorithm} of the stream does not match the source's "
+                    f"({hashes.get(algorithm)} != {expected}): the download was damaged")

@@ -1,6 +1,6 @@
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The retry policy, driven by a fake clock: what is retried, how long it waits, when it stops."""
+"""The one retrying call, driven by a fake clock: what is retried, how long it waits, when it stops, what it says."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import errno
 
 import pytest
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import _retry
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank._retry import RetryPolicy, attempts_of
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import retry
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry import BackendErrors, RetryingCall, RetryPolicy, attempts_of
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError
 
 
 class FakeClock:
@@ -135,13 +136,7 @@ def test_rejects_nonsense_bounds(bad: dict) -> None:
     (501, False), (505, False), (400, False), (401, False), (403, False), (404, False), (409, False), (None, False),
 ])
 def test_transient_statuses(status: int | None, transient: bool) -> None:
-    assert _retry.is_transient_status(status) is transient
-
-
-@pytest.mark.parametrize("code, transient", [("SlowDown", True), ("Throttling", True), ("InternalError", True), ("RequestTimeout", True),
-                                             ("AccessDenied", False), ("NoSuchKey", False), (None, False)])
-def test_transient_s3_codes(code: str | None, transient: bool) -> None:
-    assert _retry.is_transient_code(code) is transient
+    assert retry.is_transient_status(status) is transient
 
 
 @pytest.mark.parametrize("exc, transient", [
@@ -149,4 +144,79 @@ def test_transient_s3_codes(code: str | None, transient: bool) -> None:
     (OSError(errno.ECONNRESET, "reset"), True), (OSError(errno.ENOENT, "missing"), False), (ValueError(), False),
 ])
 def test_transient_os_errors(exc: BaseException, transient: bool) -> None:
-    assert _retry.is_transient_os_error(exc) is transient
+    assert retry.is_transient_os_error(exc) is transient
+
+
+class Missing(Exception):
+    pass
+
+
+ERRORS = BackendErrors(
+    is_transient=is_transient,
+    is_not_found=lambda exc: isinstance(exc, Missing),
+    cause=lambda exc: f"{type(exc).__name__} {exc}",
+)
+
+
+def retrying(clock: FakeClock, **kwargs) -> RetryingCall:
+    return RetryingCall("test bank", ERRORS, policy(clock, **kwargs))
+
+
+def test_a_call_that_keeps_failing_names_the_bank_key_attempts_and_cause() -> None:
+    clock = FakeClock()
+    func, calls = flaky([Transient("busy")] * 5)
+    with pytest.raises(BankError) as info:
+        retrying(clock, max_attempts=3)("chunks/aa", "store the object", func)
+    assert str(info.value) == "test bank, key 'chunks/aa': cannot store the object after 3 attempts: Transient busy"
+    assert info.value.details == {"bank": "test bank", "key": "chunks/aa"}
+    assert isinstance(info.value.__cause__, Transient) and len(calls) == 3
+
+
+def test_a_permanent_failure_says_no_attempt_count() -> None:
+    func, _calls = flaky([Permanent("denied")])
+    with pytest.raises(BankError, match=r"^test bank: cannot list the objects: Permanent denied$"):
+        retrying(FakeClock())("", "list the objects", func)
+
+
+def test_not_found_is_answered_by_the_caller_and_not_retried() -> None:
+    clock = FakeClock()
+    func, calls = flaky([Missing()])
+    assert retrying(clock)("k", "check the object", func, not_found=lambda: "absent") == "absent"
+    assert len(calls) == 1 and not clock.sleeps
+
+
+def test_not_found_without_an_answer_is_a_failure() -> None:
+    func, _calls = flaky([Missing("gone")])
+    with pytest.raises(BankError, match="cannot store the object: Missing gone"):
+        retrying(FakeClock())("k", "store the object", func)
+
+
+def test_a_bank_error_from_the_request_passes_unchanged() -> None:
+    original = BankError("already worded", bank="b")
+    func, calls = flaky([original])
+    with pytest.raises(BankError) as info:
+        retrying(FakeClock())("k", "read the object", func)
+    assert info.value is original and len(calls) == 1
+
+
+def test_a_missing_container_is_created_only_when_asked() -> None:
+    made = []
+    with pytest.raises(BankError, match=r"^test bank: the container does not exist \(set create: true to create it\)$"):
+        retrying(FakeClock()).reach_or_create("container", flaky([Missing()])[0], lambda: made.append(1), create=False)
+    assert not made
+    retrying(FakeClock()).reach_or_create("container", flaky([Missing()])[0], lambda: made.append(1), create=True)
+    assert made == [1]
+
+
+def test_an_existing_bucket_is_not_created_again() -> None:
+    made = []
+    retrying(FakeClock()).reach_or_create("bucket", flaky([])[0], lambda: made.append(1), create=True)
+    assert not made
+
+
+def test_a_failed_creation_says_so() -> None:
+    def refuse() -> None:
+        raise Permanent("quota")
+
+    with pytest.raises(BankError, match="cannot create the bucket: Permanent quota"):
+        retrying(FakeClock()).reach_or_create("bucket", flaky([Missing()])[0], refuse, create=True)

@@ -1,6 +1,6 @@
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The bank's configuration object and its keys.
+"""The bank's configuration object (``bank.json``) and the encryption keys it holds.
 
 Encryption is bank-wide: ``bank.json`` holds the scrypt parameters and the data
 key wrapped (AES-256-GCM) under the key derived from the passphrase. One
@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
-import time
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import codec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import DocumentFormat, utc_now
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import BANK_CONFIG_KEY
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import EXCLUSIVE, BankLock
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import MIB
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
     BankObjectNotFoundError,
     EncryptionError,
     ManifestError,
 )
 
-BANK_FORMAT = "openstack_dr.bank/bank"
-BANK_FORMAT_VERSION = 1
+BANK_CONFIG_FORMAT = DocumentFormat("openstack_dr.bank/bank", 1, "bank configuration")
 _SCRYPT_PARAMETERS = {"n": 2 ** 15, "r": 8, "p": 1}
 _KEY_WRAP_CONTEXT = b"openstack_dr.bank key wrap v1"
 
@@ -46,14 +45,13 @@ class BankKeys:
 
 def _derive_wrapping_key(passphrase: str, salt: bytes, parameters: dict) -> bytes:
     return hashlib.scrypt(passphrase.encode("utf-8"), salt=salt, n=parameters["n"], r=parameters["r"],
-                          p=parameters["p"], maxmem=256 * 1024 * 1024, dklen=32)
+                          p=parameters["p"], maxmem=256 * MIB, dklen=32)
 
 
 def _new_bank_config(passphrase: str | None) -> tuple[dict, BankKeys]:
     config = {
-        "format": BANK_FORMAT,
-        "format_version": BANK_FORMAT_VERSION,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **BANK_CONFIG_FORMAT.stamp(),
+        "created_at": utc_now(),
         "chunk_id": "sha256",
         "encryption": None,
     }
@@ -102,26 +100,14 @@ def _keys_from_config(config: dict, passphrase: str | None, where: str) -> BankK
     return BankKeys(data_key[:32], data_key[32:])
 
 
-def _parse_config(data: bytes, where: str) -> dict:
-    try:
-        config = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ManifestError(f"{where}/{BANK_CONFIG_KEY} is truncated or corrupt: {exc}") from exc
-    if not isinstance(config, dict) or config.get("format") != BANK_FORMAT:
-        raise ManifestError(f"{where}/{BANK_CONFIG_KEY} is not an openstack_dr.bank bank configuration")
-    if config.get("format_version") != BANK_FORMAT_VERSION:
-        raise ManifestError(f"{where} has bank format version {config.get('format_version')!r}; "
-                            f"this collection reads version {BANK_FORMAT_VERSION}")
-    return config
-
-
 def read_bank_keys(bank: Bank, passphrase: str | None) -> BankKeys | None:
     """Open an existing bank; ``None`` when the bank holds no configuration yet."""
     try:
         data = bank.get(BANK_CONFIG_KEY)
     except BankObjectNotFoundError:
         return None
-    return _keys_from_config(_parse_config(data, bank.description), passphrase, bank.description)
+    config = BANK_CONFIG_FORMAT.load(data, f"{bank.description}/{BANK_CONFIG_KEY}")
+    return _keys_from_config(config, passphrase, bank.description)
 
 
 def open_or_initialise_bank(bank: Bank, passphrase: str | None, lock_wait_timeout: float = 300.0) -> BankKeys:
@@ -140,7 +126,7 @@ def open_or_initialise_bank(bank: Bank, passphrase: str | None, lock_wait_timeou
         if keys is not None:
             return keys  # another run initialised it while we waited for the lock
         config, dummy = _new_bank_config(passphrase)
-        bank.put(BANK_CONFIG_KEY, json.dumps(config, indent=1, sort_keys=True).encode("utf-8"))
+        bank.put(BANK_CONFIG_KEY, BANK_CONFIG_FORMAT.dumps(config))
         keys = read_bank_keys(bank, passphrase)
     if keys is None:
         raise ManifestError(f"{bank.description}/{BANK_CONFIG_KEY} vanished right after it was written")

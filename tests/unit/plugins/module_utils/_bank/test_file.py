@@ -1,6 +1,6 @@
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The file bank's local logic: atomic writes, key order, staying inside its root."""
+"""The file bank: atomic writes, key order, staying inside its root, absent objects."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import pytest
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.file import TEMP_PREFIX, FileBank
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, BankObjectNotFoundError, InvalidInputError
 
 
 def test_writes_leave_no_temporary_files(tmp_path) -> None:
@@ -66,3 +66,18 @@ def test_missing_directory_is_an_error_unless_created(tmp_path) -> None:
         FileBank(str(tmp_path / "nope"))
     FileBank(str(tmp_path / "nope"), create=True)
     assert (tmp_path / "nope").is_dir()
+
+
+def test_an_absent_object_is_not_found_and_absent_keys_delete_quietly(tmp_path) -> None:
+    bank = FileBank(str(tmp_path), create=True)
+    assert not bank.exists("chunks/aa")
+    with pytest.raises(BankObjectNotFoundError, match=r"key 'chunks/aa': no such object"):
+        bank.get("chunks/aa")
+    assert bank.delete_many(["chunks/aa"]) == 1
+
+
+def test_the_prefix_is_a_subdirectory(tmp_path) -> None:
+    bank = FileBank(str(tmp_path), create=True, prefix="site-a/")
+    bank.put("k", b"v")
+    assert (tmp_path / "site-a" / "k").read_bytes() == b"v"
+    assert bank.description == f"file bank {tmp_path / 'site-a'}"

@@ -1,12 +1,12 @@
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Key and prefix validation shared by every bank backend."""
+"""The object-key rules every bank backend shares: keys and prefixes that cannot escape or break a backend."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank._keys import normalize_root_prefix, validate_key, validate_prefix
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.object_keys import normalize_root_prefix, validate_key, validate_prefix
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
 
 
