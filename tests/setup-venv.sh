@@ -14,7 +14,6 @@ fi
 # The collection must be importable as ansible_collections.openstack_dr.bank.
 mkdir -p .cache/collections/ansible_collections/openstack_dr
 ln -sfn "$PWD" .cache/collections/ansible_collections/openstack_dr/bank
-touch "$venv/.installed"
 # The image format tests drive qemu-img (they fail without it, so CI must have it).
 if ! command -v qemu-img >/dev/null; then
     sudo=()
@@ -23,3 +22,5 @@ if ! command -v qemu-img >/dev/null; then
     "${sudo[@]}" apt-get install -y -qq qemu-utils >/dev/null 2>&1 \
         || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq qemu-utils; }
 fi
+command -v qemu-img >/dev/null
+touch "$venv/.installed"

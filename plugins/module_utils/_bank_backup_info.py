@@ -5,22 +5,10 @@
 from __future__ import annotations
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore, ListedBackup
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.verify import verify_backup
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import backup_summary, source_summary
-
-
-def argument_spec() -> dict:
-    spec = bank_argument_spec()
-    spec.update(
-        backup=dict(type="str"),
-        source_volume=dict(type="str"),
-        verify=dict(type="str", default="none", choices=["none", "presence", "data"]),
-        verify_percent=dict(type="float", default=100.0),
-    )
-    return spec
 
 
 def _listing_entry(listed: ListedBackup) -> dict:

@@ -5,24 +5,12 @@
 from __future__ import annotations
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import retention
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import DEFAULT_LOCK_WAIT_TIMEOUT
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
 
 # Results list at most this many keys; the counts cover everything.
 _LISTED_KEYS = 1000
-
-
-def argument_spec() -> dict:
-    spec = bank_argument_spec()
-    spec.update(
-        backup=dict(type="str"),
-        prune=dict(type="bool", default=False),
-        lock_timeout=dict(type="int", default=int(DEFAULT_LOCK_WAIT_TIMEOUT)),
-    )
-    return spec
 
 
 def _deletion_result(plan: retention.DeletionPlan) -> dict:
@@ -39,6 +27,8 @@ def run_bank_delete(module) -> dict:
     params = module.params
     if not params["backup"] and not params["prune"]:
         raise InvalidInputError("Give the backup to delete, prune=true, or both")
+    if params["lock_timeout"] < 0:
+        raise InvalidInputError(f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']}")
     store = BackupStore(open_bank(params["bank"]), params["encryption_passphrase"])
     result: dict = {"changed": False}
     deleted_keys: set[str] = set()

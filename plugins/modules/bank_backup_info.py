@@ -96,6 +96,9 @@ backups:
     completed_at:
       description: When it completed, UTC; null while in progress.
       type: str
+    stored_bytes:
+      description: Bytes the backup wrote into the bank when it was made; null while in progress.
+      type: int
     updated_at:
       description: Last update of the backup, UTC.
       type: str
@@ -130,9 +133,19 @@ backups:
       returned: when verified
 """
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_secrets
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank_backup_info import argument_spec, run_bank_backup_info
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec, bank_secrets
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank_backup_info import run_bank_backup_info
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
+
+
+def argument_spec() -> dict:
+    return dict(
+        bank_argument_spec(),
+        backup=dict(type="str"),
+        source_volume=dict(type="str"),
+        verify=dict(type="str", default="none", choices=["none", "presence", "data"]),
+        verify_percent=dict(type="float", default=100.0),
+    )
 
 
 def main() -> None:

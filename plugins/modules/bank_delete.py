@@ -39,6 +39,11 @@ options:
       - Name or id of the backup to delete.
       - Required unless O(prune=true).
     type: str
+  lock_timeout:
+    description:
+      - Seconds to wait for running backups and deletions to finish before giving up with nothing removed.
+    type: int
+    default: 600
   prune:
     description:
       - Also remove the leftovers of backups that never completed (see the description), that is
@@ -47,11 +52,6 @@ options:
         nothing removed.
     type: bool
     default: false
-  lock_timeout:
-    description:
-      - Seconds to wait for running backups and deletions to finish before giving up with nothing removed.
-    type: int
-    default: 600
 seealso:
   - module: openstack_dr.bank.bank_backup_info
   - module: openstack_dr.bank.volume_glance_backup
@@ -125,9 +125,19 @@ pruned:
       elements: str
 """
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_secrets
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank_delete import argument_spec, run_bank_delete
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec, bank_secrets
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank_delete import run_bank_delete
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import DEFAULT_LOCK_WAIT_TIMEOUT
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
+
+
+def argument_spec() -> dict:
+    return dict(
+        bank_argument_spec(),
+        backup=dict(type="str"),
+        lock_timeout=dict(type="int", default=int(DEFAULT_LOCK_WAIT_TIMEOUT)),
+        prune=dict(type="bool", default=False),
+    )
 
 
 def main() -> None:

@@ -252,7 +252,7 @@ stats:
       description: Seconds of the whole run, the sum of RV(stats.seconds_per_phase).
       type: float
     mib_per_second:
-      description: MiB of the volume per second of RV(stats.seconds_per_phase.download_and_stream), the stream alone.
+      description: MiB of the volume per second of the C(download_and_stream) phase, the stream alone.
       type: float
     seconds_per_phase:
       description:

@@ -168,7 +168,7 @@ stats:
       type: dict
       sample: {"image_upload": 11.2, "volume_from_image": 17.4, "finishing": 1.1}
     mib_per_second:
-      description: MiB of the volume per second of RV(stats.seconds_per_phase.image_upload).
+      description: MiB of the volume per second of the C(image_upload) phase.
       type: float
     glance:
       description: What crossed Glance, C(transfer_format) and C(bytes_uploaded) (bytes of the image sent to Glance).

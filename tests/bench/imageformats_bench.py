@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Throughput of the image format package: read vdi/qcow2/vmdk as raw, write qcow2. Prints figures.
