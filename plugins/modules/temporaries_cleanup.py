@@ -130,7 +130,7 @@ left_behind:
   elements: dict
 """
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec, openstack_secrets
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
 from ansible_collections.openstack_dr.bank.plugins.module_utils._temporaries_cleanup import run_temporaries_cleanup
 
@@ -147,7 +147,7 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    run_module(argument_spec(), run_temporaries_cleanup)
+    run_module(argument_spec(), run_temporaries_cleanup, secrets=openstack_secrets)
 
 
 if __name__ == "__main__":

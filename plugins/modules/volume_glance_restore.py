@@ -181,7 +181,7 @@ temporaries:
 """
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import bank_argument_spec, bank_secrets
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec, openstack_secrets
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import DEFAULT_PREFIX
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
 from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_restore import run_volume_restore
@@ -205,7 +205,7 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    run_module(argument_spec(), run_volume_restore, secrets=bank_secrets)
+    run_module(argument_spec(), run_volume_restore, secrets=lambda params: bank_secrets(params) | openstack_secrets(params))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ volumes:
       type: str
 """
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import openstack_argument_spec, openstack_secrets
 from ansible_collections.openstack_dr.bank.plugins.module_utils._runner import run_module
 from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_info import run_volume_info
 
@@ -101,7 +101,7 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    run_module(argument_spec(), run_volume_info)
+    run_module(argument_spec(), run_volume_info, secrets=openstack_secrets)
 
 
 if __name__ == "__main__":

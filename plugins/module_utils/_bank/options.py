@@ -19,6 +19,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry impo
     RetryPolicy,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._secrets import secret_values
 
 BANK_TYPES = ("file", "s3", "swift")
 _REMOTE = ("s3", "swift")
@@ -89,7 +90,6 @@ OPTIONS_BY_NAME = {option.name: option for option in BANK_OPTIONS}
 ENCRYPTION_PASSPHRASE_SPEC: dict[str, t.Any] = dict(type="str", no_log=True)
 
 # Names whose values inside O(bank.cloud) are secrets (clouds.yaml auth and the like).
-_SECRET_NAME_PARTS = ("password", "secret", "token", "passcode", "private_key")
 
 
 def _option_spec(option: BankOption) -> dict[str, t.Any]:
@@ -191,19 +191,5 @@ def bank_secrets(params: t.Mapping[str, t.Any]) -> set[str]:
     no_log cannot reach into a raw option: these are the values to add to ``module.no_log_values``
     (``run_module(..., secrets=bank_secrets)`` does).
     """
-    found: set[str] = set()
-
-    def walk(value: t.Any, secret: bool) -> None:
-        if isinstance(value, dict):
-            for name, item in value.items():
-                walk(item, secret or any(part in str(name).lower() for part in _SECRET_NAME_PARTS))
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item, secret)
-        elif secret and value not in (None, "") and not isinstance(value, bool):
-            found.add(str(value))
-
     bank = params.get("bank")
-    if isinstance(bank, dict):
-        walk(bank.get("cloud"), False)
-    return found
+    return secret_values(bank.get("cloud")) if isinstance(bank, dict) else set()

@@ -17,6 +17,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk 
     api_errors,
     openstack,
 )
+from ansible_collections.openstack_dr.bank.plugins.module_utils._secrets import secret_values
 
 # A waited step (snapshot, upload-to-image, image upload, volume from image) moves volume data:
 # an hour covers a few hundred GiB at the rates measured; data_step_timeout() grows it with size.
@@ -47,6 +48,11 @@ def openstack_argument_spec() -> dict[str, dict[str, t.Any]]:
         sdk_log_path=dict(type="str"),
         sdk_log_level=dict(type="str", default="INFO", choices=["INFO", "DEBUG"]),
     )
+
+
+def openstack_secrets(params: t.Mapping[str, t.Any]) -> set[str]:
+    """The secrets of a cloud dict given in `cloud` (no_log cannot reach into a raw option): for run_module."""
+    return secret_values(params.get("cloud")) if isinstance(params.get("cloud"), dict) else set()
 
 
 def checked_timeout(timeout: t.Any) -> float:

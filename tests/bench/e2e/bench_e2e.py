@@ -322,7 +322,18 @@ def on_sigterm(signum, frame):  # pylint: disable=unused-argument
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def rerender(results: Path) -> int:
+    """``bench_e2e.py --report RESULTS.json``: write report.md again from a run's results."""
+    document = json.loads(results.read_text())
+    text = report.render(document["facts"], document["sources"], document["rows"], results.resolve())
+    (WORK / "report.md").write_text(text)
+    print(text)
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+        return rerender(Path(sys.argv[2]))
     signal.signal(signal.SIGTERM, on_sigterm)
     race = Race(options())
     started = time.monotonic()

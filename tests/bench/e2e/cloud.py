@@ -112,13 +112,26 @@ class Project:
 # --- deletions, each waited for with a deadline -------------------------------------------------
 
 
+BUSY = ("uploading", "backing-up", "restoring-backup", "creating", "downloading", "attaching", "detaching", "extending")
+
+
 def delete_volume(conn, volume_id: str, what: str = "volume") -> None:
+    """Delete a volume; one still busy (an interrupted upload or backup) is waited for first, forced last."""
+    try:
+        volume = conn.block_storage.get_volume(volume_id)
+    except openstack.exceptions.NotFoundException:
+        return
+    if volume.status in BUSY:
+        try:
+            wait_until(f"{what} {volume_id} to settle", lambda: conn.block_storage.get_volume(volume_id).status not in BUSY, 600)
+        except BenchError as exc:
+            log(f"{exc}: forcing its deletion")
     try:
         conn.block_storage.delete_volume(volume_id, force=False)
     except openstack.exceptions.NotFoundException:
         return
     except openstack.exceptions.HttpException as exc:
-        # A volume left in error or attaching: an admin's force-delete is what an operator would do.
+        # Still refused (left attaching or in error): an admin's force-delete is what an operator would do.
         log(f"deleting {what} {volume_id}: {exc}; forcing")
         conn.block_storage.delete_volume(volume_id, force=True)
     wait_gone(lambda: conn.block_storage.get_volume(volume_id), f"{what} {volume_id}")

@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from pathlib import Path
 
-from common import MIB
+from common import MIB, ROOT
 
 OURS = ("ours-auto", "ours-raw")
 PEERS = ("cinder-zstd", "cinder-zlib", "naive")
@@ -165,7 +166,7 @@ def render(facts: dict, sources: dict, rows: list[dict], results: Path) -> str:
              f"Reproduce: `{command(facts)}`", "",
              f"Collection at `{facts['revision']}`; transfer_format option present: {facts.get('transfer_format_supported')}; "
              f"{facts.get('cpus')} CPUs, Python {facts.get('python')}; bank {facts.get('bank')}; whole run {facts.get('wall_s')} s; "
-             f"raw rows in `{results.relative_to(results.parents[2])}`.", ""]
+             f"raw rows in `{os.path.relpath(results, ROOT)}`.", ""]
     if facts.get("stopped") or facts.get("interrupted"):
         lines += [f"**The run did not finish**: {facts.get('stopped') or 'interrupted'}.", ""]
     lines += ["Source volumes at site A: " + "; ".join(f"`{label}`: {source['layout']}" for label, source in sources.items()), ""]

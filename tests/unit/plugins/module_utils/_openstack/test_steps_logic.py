@@ -235,3 +235,10 @@ def test_unpublished_glance_formats_mean_raw_only():
     conn.image.get = broken
     assert transfer_format.glance_disk_formats(conn) == []
     assert transfer_format.choose_transfer_format("auto", ("vdi",), []).disk_format == "raw"
+
+
+def test_secrets_of_a_cloud_dict_are_found_for_masking():
+    params = {"cloud": {"auth": {"username": "dr", "password": "s3cret", "application_credential_secret": "acs"},
+                        "region_name": "RegionA"}}
+    assert connection.openstack_secrets(params) == {"s3cret", "acs"}
+    assert connection.openstack_secrets({"cloud": "site-a"}) == set()
