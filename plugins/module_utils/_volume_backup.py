@@ -12,6 +12,7 @@ bank does not have yet.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
@@ -51,24 +52,22 @@ BACKUP_FORMAT_PREFERENCE = tuple(name for name in ("vdi", "vmdk", "qcow2") if na
 def run_volume_backup(module: t.Any) -> dict:
     params = module.params
     check_inputs(params)
-    store = BackupStore(open_bank(params["bank"]), params["encryption_passphrase"], params["compression_level"])
-    existing = store.load_manifest(params["backup_name"])
-    if existing is not None:
-        return {"changed": False, "backup": backup_summary(existing), "stats": {}, "temporaries": {}}
-    conn = connect(params)
-    volume = find_volume(conn, params["volume"])
-    mode = choose_copy_mode(volume, params["copy_mode"], params["force"])
-    transfer = choose_transfer_format(params["transfer_format"], BACKUP_FORMAT_PREFERENCE, glance_disk_formats(conn))
-    resumed = store.load_progress(params["backup_name"]) is not None
-    if module.check_mode:
-        return check_mode_plan(params, volume, mode, transfer, resumed)
-    source = {"volume": describe_volume(conn, volume), "copy_mode": mode}
-    # Opening the writer checks the bank's credentials and passphrase before any temporary exists.
-    writer = store.backup_writer(
-        params["backup_name"], description=params["description"], source=source, chunk_size=params["chunk_size"] * MIB,
-        parallelism=params["parallelism"], progress_interval=params["progress_interval"], lock_wait_timeout=params["lock_timeout"],
-    )
-    run = BackupRun(conn, params, volume, mode, transfer, source)
+    phases = PhaseTimer()
+    with phases("prepare"):
+        store = BackupStore(open_bank(params["bank"]), params["encryption_passphrase"], params["compression_level"])
+        existing = store.load_manifest(params["backup_name"])
+        if existing is not None:
+            return {"changed": False, "backup": backup_summary(existing), "stats": {}, "temporaries": {}}
+        conn = connect(params)
+        volume = find_volume(conn, params["volume"])
+        mode = choose_copy_mode(volume, params["copy_mode"], params["force"])
+        transfer = choose_transfer_format(params["transfer_format"], BACKUP_FORMAT_PREFERENCE, glance_disk_formats(conn))
+        resumed = store.load_progress(params["backup_name"]) is not None
+        if module.check_mode:
+            return check_mode_plan(params, volume, mode, transfer, resumed)
+        source = {"volume": describe_volume(conn, volume), "copy_mode": mode}
+        writer = open_writer(store, params, source)
+    run = BackupRun(conn, params, volume, mode, transfer, source, phases)
     try:
         manifest = run.copy_and_stream(writer)
     except BaseException as exc:
@@ -89,6 +88,14 @@ def check_inputs(params: t.Mapping[str, t.Any]) -> None:
         raise InvalidInputError(f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']}")
 
 
+def open_writer(store: BackupStore, params: t.Mapping[str, t.Any], source: dict) -> t.Any:
+    """Opening the writer checks the bank's credentials and passphrase before any temporary exists."""
+    return store.backup_writer(
+        params["backup_name"], description=params["description"], source=source, chunk_size=params["chunk_size"] * MIB,
+        parallelism=params["parallelism"], progress_interval=params["progress_interval"], lock_wait_timeout=params["lock_timeout"],
+    )
+
+
 def check_mode_plan(params: t.Mapping[str, t.Any], volume: t.Any, mode: str, transfer: TransferFormat, resumed: bool) -> dict:
     kinds = ["image"] if mode == "direct" else ["snapshot", "volume", "image"]
     prefix = f"{params['temporary_prefix']}{params['backup_name']}"
@@ -104,22 +111,24 @@ def check_mode_plan(params: t.Mapping[str, t.Any], volume: t.Any, mode: str, tra
     }
 
 
+@dataclasses.dataclass
 class BackupRun:
     """One backup's OpenStack side: its temporaries, its phases, the image it streams from."""
 
-    def __init__(self, conn: t.Any, params: t.Mapping[str, t.Any], volume: t.Any, mode: str, transfer: TransferFormat,
-                 source: dict) -> None:
-        self.conn = conn
-        self.volume = volume
-        self.mode = mode
-        self.transfer = transfer
-        self.source = source
-        self.backup_name = params["backup_name"]
-        self.step_timeout = data_step_timeout(params["timeout"], volume.size)
-        self.phases = PhaseTimer()
-        self.glance = {"bytes_downloaded": 0, "range_requests": 0}
-        self.temporaries = Temporaries(conn, backup=self.backup_name, source_volume_id=volume.id,
-                                       prefix=params["temporary_prefix"], removal_timeout=checked_timeout(params["timeout"]))
+    conn: t.Any
+    params: t.Mapping[str, t.Any]
+    volume: t.Any
+    mode: str
+    transfer: TransferFormat
+    source: dict
+    phases: PhaseTimer
+    glance: dict = dataclasses.field(default_factory=lambda: {"bytes_downloaded": 0, "range_requests": 0})
+
+    def __post_init__(self) -> None:
+        self.backup_name = self.params["backup_name"]
+        self.step_timeout = data_step_timeout(self.params["timeout"], self.volume.size)
+        self.temporaries = Temporaries(self.conn, backup=self.backup_name, source_volume_id=self.volume.id,
+                                       prefix=self.params["temporary_prefix"], removal_timeout=checked_timeout(self.params["timeout"]))
 
     def copy_and_stream(self, writer: t.Any) -> t.Any:
         with self.temporaries:

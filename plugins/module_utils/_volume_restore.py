@@ -11,6 +11,7 @@ moment their create call returns, so a failure, a timeout or SIGTERM removes the
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
@@ -51,25 +52,27 @@ QCOW2_CLUSTER_SIZE = 65536
 def run_volume_restore(module: t.Any) -> dict:
     params = module.params
     checked_timeout(params["timeout"])
-    store = BackupStore(open_bank(dict(params["bank"], create=False)), params["encryption_passphrase"])
-    store.check_access()
-    manifest = complete_backup(store, params["backup"])
-    size = restore_size(manifest, params["size"])
-    conn = connect(params)
-    existing = already_restored(conn, params["restore_name"], manifest)
-    if existing is not None:
-        return {"changed": False, "volume": volume_result(existing), "image_id": None, "backup": backup_summary(manifest),
-                "volume_type_reason": "already restored", "stats": {}}
-    source_volume = manifest.source.get("volume") or {}
-    volume_type, type_reason = resolve_volume_type(conn, params["volume_type"], source_volume.get("volume_type"))
-    metadata = restored_metadata(source_volume, params["metadata"], manifest.backup_id)
-    transfer = choose_transfer_format(params["transfer_format"], RESTORE_FORMAT_PREFERENCE, glance_disk_formats(conn))
+    phases = PhaseTimer()
+    with phases("prepare"):
+        store = BackupStore(open_bank(dict(params["bank"], create=False)), params["encryption_passphrase"])
+        store.check_access()
+        manifest = complete_backup(store, params["backup"])
+        size = restore_size(manifest, params["size"])
+        conn = connect(params)
+        existing = already_restored(conn, params["restore_name"], manifest)
+        if existing is not None:
+            return {"changed": False, "volume": volume_result(existing), "image_id": None, "backup": backup_summary(manifest),
+                    "volume_type_reason": "already restored", "stats": {}}
+        source_volume = manifest.source.get("volume") or {}
+        volume_type, type_reason = resolve_volume_type(conn, params["volume_type"], source_volume.get("volume_type"))
+        metadata = restored_metadata(source_volume, params["metadata"], manifest.backup_id)
+        transfer = choose_transfer_format(params["transfer_format"], RESTORE_FORMAT_PREFERENCE, glance_disk_formats(conn))
     if module.check_mode:
         return {"changed": True, "volume": {"name": params["restore_name"], "size": size, "volume_type": volume_type,
                                             "availability_zone": params["availability_zone"], "metadata": metadata},
                 "image_id": None, "backup": backup_summary(manifest), "volume_type_reason": type_reason,
                 "transfer_format": transfer.as_dict(), "stats": {}}
-    run = RestoreRun(conn, store, manifest, params, size, transfer)
+    run = RestoreRun(conn, store, manifest, params, size, transfer, phases)
     volume, image_id, image_metadata = run.restore(volume_type, metadata)
     return {"changed": True, "volume": volume_result(volume), "image_id": image_id, "backup": backup_summary(manifest),
             "volume_type_reason": type_reason, "image_metadata": image_metadata, "transfer_format": transfer.as_dict(),
@@ -119,22 +122,24 @@ def restored_metadata(source_volume: t.Mapping[str, t.Any], requested: t.Mapping
     return metadata
 
 
+@dataclasses.dataclass
 class RestoreRun:
     """One restore's OpenStack side: its temporaries, its phases and what crossed Glance."""
 
-    def __init__(self, conn: t.Any, store: BackupStore, manifest: t.Any, params: t.Mapping[str, t.Any], size: int,
-                 transfer: TransferFormat) -> None:
-        self.conn = conn
-        self.store = store
-        self.manifest = manifest
-        self.params = params
-        self.size = size
-        self.transfer = transfer
-        self.step_timeout = data_step_timeout(params["timeout"], size)
-        self.phases = PhaseTimer()
-        self.bytes_uploaded = 0
-        self.temporaries = Temporaries(conn, backup=manifest.backup_name, source_volume_id=(manifest.source.get("volume") or {}).get("id"),
-                                       prefix=params["temporary_prefix"], removal_timeout=checked_timeout(params["timeout"]))
+    conn: t.Any
+    store: BackupStore
+    manifest: t.Any
+    params: t.Mapping[str, t.Any]
+    size: int
+    transfer: TransferFormat
+    phases: PhaseTimer
+    bytes_uploaded: int = 0
+
+    def __post_init__(self) -> None:
+        self.step_timeout = data_step_timeout(self.params["timeout"], self.size)
+        self.temporaries = Temporaries(self.conn, backup=self.manifest.backup_name,
+                                       source_volume_id=(self.manifest.source.get("volume") or {}).get("id"),
+                                       prefix=self.params["temporary_prefix"], removal_timeout=checked_timeout(self.params["timeout"]))
 
     def restore(self, volume_type: str | None, metadata: dict[str, str]) -> tuple[t.Any, str, dict]:
         with self.temporaries:

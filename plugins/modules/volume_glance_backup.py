@@ -256,11 +256,11 @@ stats:
       type: float
     seconds_per_phase:
       description:
-        - Seconds of each phase, C(snapshot) and C(temporary_volume) (snapshot mode only), C(upload_to_image)
+        - Seconds of each phase, C(prepare) (connecting, finding the volume, opening the bank), C(snapshot) and C(temporary_volume) (snapshot mode only), C(upload_to_image)
           (Cinder copying the volume into the temporary image), C(download_and_stream) (reading the image from
           Glance into the bank), C(cleanup) (removing the temporaries) and C(commit) (writing the manifest).
       type: dict
-      sample: {"upload_to_image": 16.9, "download_and_stream": 14.1, "cleanup": 0.6, "commit": 0.1}
+      sample: {"prepare": 1.9, "upload_to_image": 16.9, "download_and_stream": 14.1, "cleanup": 0.6, "commit": 0.1}
     glance:
       description:
         - What crossed Glance, C(transfer_format), C(image_size) (bytes of the temporary image),

@@ -162,11 +162,11 @@ stats:
       type: float
     seconds_per_phase:
       description:
-        - Seconds of each phase, C(image_upload) (streaming the verified chunks into the private image until
+        - Seconds of each phase, C(prepare) (opening the bank, finding the backup, connecting, checking the name and type), C(image_upload) (streaming the verified chunks into the private image until
           Glance has it active), C(volume_from_image) (Cinder creating the volume until it is available)
           and C(finishing) (bootable flag, image metadata, tags, removal of the image).
       type: dict
-      sample: {"image_upload": 11.2, "volume_from_image": 17.4, "finishing": 1.1}
+      sample: {"prepare": 1.2, "image_upload": 11.2, "volume_from_image": 17.4, "finishing": 1.1}
     mib_per_second:
       description: MiB of the volume per second of the C(image_upload) phase.
       type: float

@@ -13,31 +13,20 @@ import hashlib
 import hmac
 import os
 import threading
-import traceback
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
 )
-
-try:
-    import zstandard
-except ImportError:
-    HAS_ZSTANDARD = False
-    ZSTANDARD_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_ZSTANDARD = True
-    ZSTANDARD_IMPORT_ERROR = None
-
-try:
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
+from ansible_collections.openstack_dr.bank.plugins.module_utils._optional_imports import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+    HAS_ZSTANDARD,
+    ZSTANDARD_IMPORT_ERROR,
+    aead,
+    cryptography_exceptions,
+    zstandard,
+)
 
 MAGIC = b"ODB1"
 FLAG_ZSTD = 0x01
@@ -69,7 +58,7 @@ class ChunkCodec:
         if encryption_key is not None:
             require_cryptography()
         self.compression_level = compression_level
-        self._aead = AESGCM(encryption_key) if encryption_key is not None else None
+        self._aead = aead.AESGCM(encryption_key) if encryption_key is not None else None
         self._identity_key = identity_key
         # zstd contexts are not thread-safe: one per thread.
         self._local = threading.local()
@@ -128,7 +117,7 @@ class ChunkCodec:
             nonce = bytes(payload[:NONCE_SIZE])
             try:
                 payload = memoryview(self._aead.decrypt(nonce, bytes(payload[NONCE_SIZE:]), header + digest))
-            except InvalidTag as exc:
+            except cryptography_exceptions.InvalidTag as exc:
                 raise IntegrityError(f"{where} failed authentication: it was altered or belongs elsewhere") from exc
         if flags & FLAG_ZSTD:
             try:

@@ -62,7 +62,7 @@ def _new_bank_config(passphrase: str | None) -> tuple[dict, BankKeys]:
     salt = os.urandom(16)
     nonce = os.urandom(12)
     wrapping_key = _derive_wrapping_key(passphrase, salt, _SCRYPT_PARAMETERS)
-    wrapped = codec.AESGCM(wrapping_key).encrypt(nonce, data_key, _KEY_WRAP_CONTEXT)
+    wrapped = codec.aead.AESGCM(wrapping_key).encrypt(nonce, data_key, _KEY_WRAP_CONTEXT)
     config["chunk_id"] = "hmac-sha256"
     config["encryption"] = {
         "cipher": "aes-256-gcm",
@@ -91,9 +91,9 @@ def _keys_from_config(config: dict, passphrase: str | None, where: str) -> BankK
         kdf = encryption["kdf"]
         wrap = encryption["key_wrap"]
         wrapping_key = _derive_wrapping_key(passphrase, base64.b64decode(kdf["salt"]), kdf)
-        data_key = codec.AESGCM(wrapping_key).decrypt(
+        data_key = codec.aead.AESGCM(wrapping_key).decrypt(
             base64.b64decode(wrap["nonce"]), base64.b64decode(wrap["wrapped_key"]), _KEY_WRAP_CONTEXT)
-    except codec.InvalidTag:
+    except codec.cryptography_exceptions.InvalidTag:
         raise EncryptionError(f"Wrong encryption passphrase for the bank {where}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ManifestError(f"The encryption settings in {where}/{BANK_CONFIG_KEY} are invalid: {exc}") from exc

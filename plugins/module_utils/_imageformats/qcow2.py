@@ -15,20 +15,11 @@ from __future__ import annotations
 import array
 import struct
 import sys
-import traceback
 import typing as t
 import zlib
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.source import SequentialReader, zero_pieces
-
-try:
-    import zstandard
-except ImportError:
-    HAS_ZSTANDARD = False
-    ZSTANDARD_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_ZSTANDARD = True
-    ZSTANDARD_IMPORT_ERROR = None
+from ansible_collections.openstack_dr.bank.plugins.module_utils._optional_imports import HAS_ZSTANDARD, zstandard
 
 MAGIC = b"QFI\xfb"
 MIN_CLUSTER_BITS, MAX_CLUSTER_BITS = 9, 21

@@ -46,11 +46,8 @@ def choose_copy_mode(volume: t.Any, copy_mode: str, force: bool) -> str:
 def create_temporary_snapshot(conn: t.Any, temps: Temporaries, volume: t.Any, *, force: bool, deadline: Deadline) -> t.Any:
     """Temporary snapshot of `volume`, registered at once, waited until available."""
     name = temps.name("snapshot")
-    snapshot = call(
-        f"create a snapshot of volume {volume.id}", conn.block_storage.create_snapshot,
-        volume_id=volume.id, name=name, force=force, metadata=temps.tags,
-        description=f"Temporary snapshot of openstack_dr.bank run {temps.run_id}",
-    )
+    snapshot = call(f"create a snapshot of volume {volume.id}", conn.block_storage.create_snapshot, volume_id=volume.id, force=force,
+                    **_temporary_fields(temps, name, "snapshot"))
     temps.register_snapshot(snapshot.id, name)
     return wait_snapshot_status(conn, snapshot.id, ["available"], deadline)
 
@@ -58,13 +55,14 @@ def create_temporary_snapshot(conn: t.Any, temps: Temporaries, volume: t.Any, *,
 def create_temporary_volume(conn: t.Any, temps: Temporaries, snapshot: t.Any, size: int, *, deadline: Deadline) -> t.Any:
     """Temporary volume cloned from `snapshot`, registered at once, waited until available."""
     name = temps.name("volume")
-    volume = call(
-        f"create a volume from snapshot {snapshot.id}", conn.block_storage.create_volume,
-        snapshot_id=snapshot.id, size=size, name=name, metadata=temps.tags,
-        description=f"Temporary volume of openstack_dr.bank run {temps.run_id}",
-    )
+    volume = call(f"create a volume from snapshot {snapshot.id}", conn.block_storage.create_volume, snapshot_id=snapshot.id, size=size,
+                  **_temporary_fields(temps, name, "volume"))
     temps.register_volume(volume.id, name)
     return wait_volume_status(conn, volume.id, ["available"], deadline)
+
+
+def _temporary_fields(temps: Temporaries, name: str, kind: str) -> dict[str, t.Any]:
+    return {"name": name, "metadata": temps.tags, "description": f"Temporary {kind} of openstack_dr.bank run {temps.run_id}"}
 
 
 def upload_volume_to_image(conn: t.Any, temps: Temporaries, volume: t.Any, *, disk_format: str, deadline: Deadline) -> t.Any:

@@ -119,24 +119,23 @@ def getter(get: t.Callable[[str], t.Any], resource_id: str) -> t.Callable[[], t.
     return fetch
 
 
-def wait_volume_status(conn: t.Any, volume_id: str, statuses: t.Iterable[str], deadline: Deadline, what: str | None = None) -> t.Any:
+def _wait_status(kind: str, get: t.Callable[[str], t.Any], resource_id: str, statuses: t.Iterable[str], deadline: Deadline,
+                 what: str | None) -> t.Any:
     wanted = frozenset(statuses)
     return wait_for(
-        "volume", volume_id, getter(conn.block_storage.get_volume, volume_id),
-        ready=lambda v: v is not None and v.status in wanted,
-        failed=lambda v: is_error_status(v.status) and v.status not in wanted,
+        kind, resource_id, getter(get, resource_id),
+        ready=lambda r: r is not None and r.status in wanted,
+        failed=lambda r: is_error_status(r.status) and r.status not in wanted,
         deadline=deadline, what=what or "become " + "/".join(sorted(wanted)),
     )
+
+
+def wait_volume_status(conn: t.Any, volume_id: str, statuses: t.Iterable[str], deadline: Deadline, what: str | None = None) -> t.Any:
+    return _wait_status("volume", conn.block_storage.get_volume, volume_id, statuses, deadline, what)
 
 
 def wait_snapshot_status(conn: t.Any, snapshot_id: str, statuses: t.Iterable[str], deadline: Deadline, what: str | None = None) -> t.Any:
-    wanted = frozenset(statuses)
-    return wait_for(
-        "snapshot", snapshot_id, getter(conn.block_storage.get_snapshot, snapshot_id),
-        ready=lambda s: s is not None and s.status in wanted,
-        failed=lambda s: is_error_status(s.status) and s.status not in wanted,
-        deadline=deadline, what=what or "become " + "/".join(sorted(wanted)),
-    )
+    return _wait_status("snapshot", conn.block_storage.get_snapshot, snapshot_id, statuses, deadline, what)
 
 
 def wait_image_active(conn: t.Any, image_id: str, deadline: Deadline) -> t.Any:
