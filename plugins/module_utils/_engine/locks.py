@@ -13,6 +13,7 @@ belongs to a crashed run and is ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -36,18 +37,19 @@ DEFAULT_STALE_AFTER = 900.0
 DEFAULT_LOCK_WAIT_TIMEOUT = 600.0  # what a backup or a deletion waits for the bank by default (lock_timeout)
 
 
+@dataclasses.dataclass(eq=False)
 class BankLock:
     """One lock held in the bank; use as a context manager or call acquire/release."""
 
-    def __init__(self, bank: Bank, kind: str, operation: str, wait_timeout: float = 300.0,
-                 refresh_interval: float = DEFAULT_REFRESH_INTERVAL, stale_after: float = DEFAULT_STALE_AFTER) -> None:
-        self.bank = bank
-        self.kind = kind
-        self.operation = operation
-        self.wait_timeout = wait_timeout
-        self.refresh_interval = refresh_interval
-        self.stale_after = stale_after
-        self.key = lock_key(f"{kind}-{uuid.uuid4()}")
+    bank: Bank
+    kind: str
+    operation: str
+    wait_timeout: float = 300.0
+    refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    stale_after: float = DEFAULT_STALE_AFTER
+
+    def __post_init__(self) -> None:
+        self.key = lock_key(f"{self.kind}-{uuid.uuid4()}")
         self._stop_refreshing = threading.Event()
         self._refresher: threading.Thread | None = None
         self._last_refresh = 0.0

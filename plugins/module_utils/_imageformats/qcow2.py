@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import array
 import struct
-import sys
 import typing as t
 import zlib
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.source import SequentialReader, zero_pieces
+from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.source import SequentialReader, integer_table, zero_pieces
 from ansible_collections.openstack_dr.bank.plugins.module_utils._optional_imports import HAS_ZSTANDARD, zstandard
 
 MAGIC = b"QFI\xfb"
@@ -37,13 +36,6 @@ L2_RESERVED = 0x3F000000000001FE
 L1_WINDOW_ENTRIES = 8192
 _HEADER_V2 = struct.Struct(">4sIQIIQIIQQIIQ")
 _HEADER_V3 = struct.Struct(">QQQII")
-
-
-def _be64_table(data: bytes) -> array.array:
-    table = array.array("Q", data)
-    if sys.byteorder == "little":
-        table.byteswap()
-    return table
 
 
 class Qcow2Image:
@@ -141,13 +133,13 @@ class Qcow2Image:
         if not offset:
             return None
         self._check_aligned(offset, self.cluster_size, f"L2 table {l1_index}")
-        return _be64_table(self.reader.fetch(offset, self.cluster_size))
+        return integer_table(self.reader.fetch(offset, self.cluster_size), "Q", True)
 
     def guest_pieces(self) -> t.Iterator[memoryview | bytes]:
         span = self.cluster_size * self.l2_entries
         for first in range(0, self.l1_needed, L1_WINDOW_ENTRIES):
             count = min(L1_WINDOW_ENTRIES, self.l1_needed - first)
-            l1_window = _be64_table(self.reader.fetch(self.l1_offset + 8 * first, 8 * count))
+            l1_window = integer_table(self.reader.fetch(self.l1_offset + 8 * first, 8 * count), "Q", True)
             for l1_index, entry in enumerate(l1_window, first):
                 guest_offset = l1_index * span
                 length = min(span, self.virtual_size - guest_offset)

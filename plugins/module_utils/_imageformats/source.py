@@ -12,10 +12,12 @@ hash and checks the digests, so the image's own checksum covers every byte of th
 
 from __future__ import annotations
 
+import array
 import collections
 import hashlib
 import hmac
 import os
+import sys
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
@@ -251,3 +253,11 @@ class SequentialReader:
 
     def stats(self) -> dict[str, int]:
         return {"bytes_streamed": self.bytes_streamed, "bytes_ranged": self.bytes_ranged, "range_requests": self.range_requests}
+
+
+def integer_table(data: bytes, typecode: str, big_endian: bool) -> array.array:
+    """A table of unsigned integers (``typecode`` "I" or "Q") as the image stores it, in native order."""
+    table = array.array(typecode, data)
+    if (sys.byteorder == "little") == big_endian:
+        table.byteswap()
+    return table

@@ -15,10 +15,9 @@ from __future__ import annotations
 import array
 import re
 import struct
-import sys
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.source import SequentialReader, zero_pieces
+from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.source import SequentialReader, integer_table, zero_pieces
 
 MAGIC = b"KDMV"
 SECTOR = 512
@@ -32,13 +31,6 @@ GD_WINDOW_ENTRIES = 1 << 16
 GT_WINDOW_BYTES = 4 << 20
 _HEADER = struct.Struct("<4sIIQQQQIQQQB4sH")
 _EXTENT = re.compile(r'^(RW|RDONLY|NOACCESS)\s+(\d+)\s+(\w+)\s+"[^"]*"(?:\s+\d+)?\s*$')
-
-
-def _le32_table(data: bytes) -> array.array:
-    table = array.array("I", data)
-    if sys.byteorder == "big":
-        table.byteswap()
-    return table
 
 
 class VmdkImage:
@@ -100,13 +92,13 @@ class VmdkImage:
                 count += 1
             length = min((count - 1) * self.gt_sectors * SECTOR + self.gt_bytes, self.reader.size - offset)
             self._gt_window = start, cached = offset, self.reader.fetch(offset, length)
-        return _le32_table(cached[offset - start:offset - start + self.gt_bytes])
+        return integer_table(cached[offset - start:offset - start + self.gt_bytes], "I", False)
 
     def guest_pieces(self) -> t.Iterator[memoryview | bytes]:
         span = self.grain_bytes * self.gtes_per_gt
         for first in range(0, self.gd_entries, GD_WINDOW_ENTRIES):
             count = min(GD_WINDOW_ENTRIES, self.gd_entries - first)
-            gd_window = _le32_table(self.reader.fetch(self.gd_offset * SECTOR + 4 * first, 4 * count))
+            gd_window = integer_table(self.reader.fetch(self.gd_offset * SECTOR + 4 * first, 4 * count), "I", False)
             for position in range(count):
                 gd_index = first + position
                 length = min(span, self.virtual_size - gd_index * span)
