@@ -21,8 +21,8 @@ description:
 author:
   - openstack_dr.bank contributors (@openstack-dr)
 extends_documentation_fragment:
-  - openstack_dr.bank.attributes
-  - openstack_dr.bank.openstack
+  - openstack_dr.bank._attributes
+  - openstack_dr.bank._openstack
 attributes:
   check_mode:
     support: full

@@ -45,7 +45,7 @@ def test_unknown_named_cloud_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_doc_fragment_documents_the_argument_spec_exactly():
     import yaml  # pylint: disable=import-outside-toplevel
-    from ansible_collections.openstack_dr.bank.plugins.doc_fragments.openstack import ModuleDocFragment  # pylint: disable=import-outside-toplevel
+    from ansible_collections.openstack_dr.bank.plugins.doc_fragments._openstack import ModuleDocFragment  # pylint: disable=import-outside-toplevel
 
     documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
     spec = connection.openstack_argument_spec()
