@@ -13,9 +13,11 @@ bank does not have yet.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import backup_id_for_name
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import GIB, MIB
@@ -46,6 +48,8 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._phases import P
 
 # Fastest end to end first (upload-to-image of the 4 GiB test volume: vdi 16.6 s, vmdk 20.1 s,
 # qcow2 33-36 s because Cinder compresses it, raw 23-27 s): see docs/benchmarks.md.
+# 1 MiB download pieces queued for the image's hash thread.
+HASH_QUEUE_PIECES = 16
 BACKUP_FORMAT_PREFERENCE = tuple(name for name in ("vdi", "vmdk", "qcow2") if name in SUPPORTED_DISK_FORMATS)
 
 
@@ -170,12 +174,13 @@ class BackupRun:
             if self.transfer.disk_format == RAW:
                 writer.write_chunks(image_source.stream(0), expected_size=image_source.size, expected_hash=glance_hash)
                 return
-            raw = open_raw_stream(image.disk_format, image_source, f"{image.id} ({image.name})", expected_hash=glance_hash,
-                                  expected_md5=getattr(image, "checksum", None))
+            hashed = HashedImageSource(image_source, glance_hash)
+            raw = open_raw_stream(image.disk_format, hashed, f"{image.id} ({image.name})")
             volume_bytes = self.volume.size * GIB
             if raw.virtual_size != volume_bytes:
                 raise IntegrityError(f"Image {image.id} holds {raw.virtual_size} bytes but volume {self.volume.id} has {volume_bytes}")
             writer.write_chunks(raw.pieces(), expected_size=volume_bytes)
+            hashed.check(f"image {image.id}")
         finally:
             self.glance = {"bytes_downloaded": image_source.bytes_streamed + image_source.bytes_ranged,
                            "range_requests": image_source.range_requests, "image_size": image_source.size}
@@ -203,3 +208,37 @@ class BackupRun:
             "temporaries": {"created": report["removed"] + report["left_behind"], "removed": report["removed"],
                             "left_behind": report["left_behind"]},
         }
+
+
+class HashedImageSource:
+    """An image source whose one sequential download is hashed in a thread of its own.
+
+    The image reader streams every byte of the file once, from its start, so this digest is
+    Glance's checksum of the file; sha512 on the reading thread would halve the stream's speed.
+    """
+
+    def __init__(self, source: GlanceImageSource, expected_hash: tuple[str, str] | None) -> None:
+        self.source = source
+        self.size = source.size
+        self.expected_hash = expected_hash
+        self.hasher = StreamHasher(expected_hash[0], HASH_QUEUE_PIECES) if expected_hash else None
+        self.streams = 0
+
+    def stream(self, offset: int) -> t.Iterator[bytes]:
+        self.streams += 1
+        if offset or self.streams > 1:
+            raise IntegrityError("The image was not read in one pass from its start: its checksum cannot be verified")
+        for piece in self.source.stream(offset):
+            if self.hasher is not None:
+                self.hasher.update(piece)
+            yield piece
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        return self.source.read_range(offset, length)
+
+    def check(self, what: str) -> None:
+        if self.hasher is None or self.expected_hash is None:
+            return
+        actual = self.hasher.hexdigest()
+        if not hmac.compare_digest(actual, self.expected_hash[1].lower()):
+            raise IntegrityError(f"The {self.expected_hash[0]} of {what} is {actual}, Glance says {self.expected_hash[1]}: the download was damaged")
