@@ -256,7 +256,8 @@ stats:
       type: float
     seconds_per_phase:
       description:
-        - Seconds of each phase, C(prepare) (connecting, finding the volume, opening the bank), C(snapshot) and C(temporary_volume) (snapshot mode only), C(upload_to_image)
+        - Seconds of each phase, C(prepare) (connecting, finding the volume, opening the bank),
+          C(snapshot) and C(temporary_volume) (snapshot mode only), C(upload_to_image)
           (Cinder copying the volume into the temporary image), C(download_and_stream) (reading the image from
           Glance into the bank), C(cleanup) (removing the temporaries) and C(commit) (writing the manifest).
       type: dict

@@ -162,7 +162,8 @@ stats:
       type: float
     seconds_per_phase:
       description:
-        - Seconds of each phase, C(prepare) (opening the bank, finding the backup, connecting, checking the name and type), C(image_upload) (streaming the verified chunks into the private image until
+        - Seconds of each phase, C(prepare) (opening the bank, finding the backup, connecting, checking the name
+          and type), C(image_upload) (streaming the verified chunks into the private image until
           Glance has it active), C(volume_from_image) (Cinder creating the volume until it is available)
           and C(finishing) (bootable flag, image metadata, tags, removal of the image).
       type: dict
