@@ -175,11 +175,15 @@ class BackupRun:
                 writer.write_chunks(image_source.stream(0), expected_size=image_source.size, expected_hash=glance_hash)
                 return
             hashed = HashedImageSource(image_source, glance_hash)
-            raw = open_raw_stream(image.disk_format, hashed, f"{image.id} ({image.name})")
-            volume_bytes = self.volume.size * GIB
-            if raw.virtual_size != volume_bytes:
-                raise IntegrityError(f"Image {image.id} holds {raw.virtual_size} bytes but volume {self.volume.id} has {volume_bytes}")
-            writer.write_chunks(raw.pieces(), expected_size=volume_bytes)
+            try:
+                raw = open_raw_stream(image.disk_format, hashed, f"{image.id} ({image.name})")
+                volume_bytes = self.volume.size * GIB
+                if raw.virtual_size != volume_bytes:
+                    raise IntegrityError(f"Image {image.id} holds {raw.virtual_size} bytes but volume {self.volume.id} has {volume_bytes}")
+                writer.write_chunks(raw.pieces(), expected_size=volume_bytes)
+            except BaseException:
+                hashed.abandon()
+                raise
             hashed.check(f"image {image.id}")
         finally:
             self.glance = {"bytes_downloaded": image_source.bytes_streamed + image_source.bytes_ranged,
@@ -235,6 +239,11 @@ class HashedImageSource:
 
     def read_range(self, offset: int, length: int) -> bytes:
         return self.source.read_range(offset, length)
+
+    def abandon(self) -> None:
+        """The read failed: stop the hash thread (the digest would cover only part of the image)."""
+        if self.hasher is not None:
+            self.hasher.abandon()
 
     def check(self, what: str) -> None:
         if self.hasher is None or self.expected_hash is None:

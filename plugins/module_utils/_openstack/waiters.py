@@ -42,12 +42,6 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.ends - self.clock())
 
-    def elapsed(self) -> float:
-        return self.clock() - self.started
-
-    def expired(self) -> bool:
-        return self.clock() >= self.ends
-
 
 def poll_interval(waited: float) -> float:
     """Seconds until the next status call after `waited` seconds of waiting."""

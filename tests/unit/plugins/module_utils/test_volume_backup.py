@@ -50,3 +50,11 @@ def test_a_second_pass_or_a_late_start_is_refused_since_the_hash_would_not_cover
     with pytest.raises(IntegrityError, match="one pass"):
         list(source.stream(0))
     source.check("image without a checksum")
+
+
+def test_a_failed_read_stops_the_hash_thread():
+    source = HashedImageSource(BytesSource(DATA), ("sha512", "0" * 128))
+    next(source.stream(0))
+    source.abandon()
+    source.hasher._thread.join(10)  # pylint: disable=protected-access
+    assert not source.hasher._thread.is_alive()  # pylint: disable=protected-access
