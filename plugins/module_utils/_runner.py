@@ -7,12 +7,35 @@ from __future__ import annotations
 import traceback
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._inputs import unparsable_dicts
 
 #: Given the module's validated params, the secret strings that no_log cannot reach (inside raw or dict options).
 Secrets = t.Callable[[t.Mapping[str, t.Any]], t.Iterable[str]]
+
+
+class SecretMaskingModule(AnsibleModule):
+    """An AnsibleModule that knows the secrets nested in raw or dict options before it logs anything.
+
+    AnsibleModule logs its invocation (syslog, journal) at the end of its constructor, before the
+    caller could add to ``no_log_values``: the secrets are registered in that hook instead, right
+    after the parameters are validated.
+    """
+
+    def __init__(self, *args: t.Any, secrets: Secrets | None = None, **kwargs: t.Any) -> None:
+        self._find_secrets = secrets
+        super().__init__(*args, **kwargs)
+        self.register_secrets()
+
+    def register_secrets(self) -> None:
+        if self._find_secrets is not None:
+            self.no_log_values.update(str(value) for value in self._find_secrets(self.params) if value)
+
+    def _log_invocation(self) -> None:
+        self.register_secrets()
+        super()._log_invocation()
 
 
 def run_module(
@@ -23,11 +46,17 @@ def run_module(
 ) -> None:
     """Build the module, run ``flow`` and exit with its result or with a clear failure.
 
-    ``secrets(params)`` names values to mask wherever they would appear (result, failure, warnings).
+    ``secrets(params)`` names values to mask wherever they would appear (invocation log, result,
+    failure, warnings): AnsibleModule replaces every registered value in what it returns.
     """
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
-    if secrets is not None:
-        module.no_log_values.update(str(value) for value in secrets(module.params))
+    # Ansible's own refusal of a string given for a dict with suboptions does not name the option.
+    not_dicts = unparsable_dicts(argument_spec, _load_params())
+    if not_dicts:
+        argument_spec = dict(argument_spec, **{name: {"type": "raw", "no_log": True} for name in not_dicts})
+    module = SecretMaskingModule(argument_spec=argument_spec, supports_check_mode=True, secrets=secrets, **module_options)
+    if not_dicts:
+        module.fail_json(msg=f"{not_dicts[0]} must be a dict of its suboptions (nor JSON nor key=value text was given)", error_type="InvalidInputError",
+                         option=not_dicts[0])
     try:
         result = flow(module)
     except DrBankError as exc:
@@ -35,4 +64,8 @@ def run_module(
         module.fail_json(msg=str(exc), error_type=type(exc).__name__, **details)
     except KeyboardInterrupt:
         module.fail_json(msg="Interrupted", exception=traceback.format_exc())
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # A bug, not bad input: still answered here, so the registered secrets are masked in it too.
+        module.fail_json(msg=f"Unexpected error ({type(exc).__name__}: {exc}); please report it with the traceback",
+                         error_type=type(exc).__name__, exception=traceback.format_exc())
     module.exit_json(**result)

@@ -49,7 +49,7 @@ options:
   older_than:
     description:
       - Only temporaries created at least this many seconds ago, so a cleanup never races a run in progress.
-      - All, whatever their age, when not set.
+      - From V(0) to V(315360000) (ten years); all, whatever their age, when not set.
     type: int
   run_id:
     description:
@@ -72,13 +72,12 @@ EXAMPLES = r"""
 - name: Remove what crashed runs left at site A more than an hour ago
   openstack_dr.bank.temporaries_cleanup:
     cloud: site-a
-    drill_run_id:
-    description:
-      - Also remove the volumes that a DR drill restored and marked with the metadata
-        C(openstack_dr_bank_drill) set to this value (the C(openstack_dr.bank.dr_drill) playbook does).
-      - Volumes without that mark are never touched by this option.
-    type: str
-  older_than: 3600
+    older_than: 3600
+
+- name: Remove the volumes a DR drill restored, with the temporaries its restores left
+  openstack_dr.bank.temporaries_cleanup:
+    cloud: site-b
+    drill_run_id: "{{ drill_run_id }}"
 
 - name: Show the temporaries of two backups, removing nothing
   openstack_dr.bank.temporaries_cleanup:
@@ -117,6 +116,10 @@ found:
       type: str
     source_volume:
       description: Source volume id tag.
+      type: str
+    made_from:
+      description:
+        - For a volume cloned from a snapshot, the snapshot's id; that snapshot is only removed after the volume.
       type: str
 removed:
   description: The temporaries removed (type, id, name); empty in check mode.

@@ -57,7 +57,7 @@ def create_temporary_volume(conn: t.Any, temps: Temporaries, snapshot: t.Any, si
     name = temps.name("volume")
     volume = call(f"create a volume from snapshot {snapshot.id}", conn.block_storage.create_volume, snapshot_id=snapshot.id, size=size,
                   **_temporary_fields(temps, name, "volume"))
-    temps.register_volume(volume.id, name)
+    temps.register_volume(volume.id, name, made_from=snapshot.id)
     return wait_volume_status(conn, volume.id, ["available"], deadline)
 
 

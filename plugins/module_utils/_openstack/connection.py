@@ -87,8 +87,17 @@ def connect(params: t.Mapping[str, t.Any], app_name: str = "openstack_dr.bank", 
         # Authenticate now so a wrong password fails here, with a clear message, before any step.
         conn.authorize()
     except api_errors() as error:
-        raise OpenStackError(f"Failed to connect to the cloud {params.get('cloud')!r}: {error}") from error
+        raise OpenStackError(f"Failed to connect to {describe_cloud(params.get('cloud'))}: {error}") from error
     return conn
+
+
+def describe_cloud(cloud: t.Any) -> str:
+    """A cloud for messages: its clouds.yaml name, or a dict's auth URL and project, never its credentials."""
+    if not isinstance(cloud, dict):
+        return f"the cloud {cloud!r}" if cloud else "the cloud of the OS_* environment variables"
+    auth = cloud.get("auth") if isinstance(cloud.get("auth"), dict) else {}
+    facts = [f"{key} {auth[key]!r}" for key in ("auth_url", "project_name", "project_id") if auth.get(key)]
+    return "the cloud given as a dict" + (f" ({', '.join(facts)})" if facts else "")
 
 
 def cloud_config(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:

@@ -3,7 +3,8 @@
 """Restore side: a private image fed from a stream, a volume from it, its properties restored.
 
 In the order a restore runs them: resolve_volume_type -> create_restore_image -> upload_image_data ->
-create_volume_from_image -> set_volume_bootable -> set_volume_image_metadata -> remove_volume_metadata.
+create_volume_from_image -> set_volume_bootable -> set_volume_image_metadata -> mark_restore_complete ->
+remove_volume_metadata.
 The image and the volume are registered as temporaries the moment their create call returns.
 """
 
@@ -19,7 +20,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk 
     sdk_exceptions,
     status_code,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import TAG_KEYS
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import RESTORE_COMPLETE_TAG, TAG_KEYS, TAG_RUN
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries, Temporary
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline, wait_image_active, wait_volume_status
 
@@ -32,7 +33,9 @@ MANAGED_IMAGE_METADATA_KEYS = frozenset({
     "created_at", "updated_at", "locations", "direct_url", "stores", "tags", "file", "schema", "self",
     "signature_verified",
 })
-MANAGED_IMAGE_METADATA_PREFIXES = ("os_glance_",)
+# owner_specified.openstack.*: openstacksdk's md5, sha256 and object name of the source's seed image,
+# which describe that file, not the restored volume.
+MANAGED_IMAGE_METADATA_PREFIXES = ("os_glance_", "owner_specified.openstack.")
 _QUOTA_MARKERS = ("OverLimit", "VolumeSizeExceedsAvailableQuota", "VolumeLimitExceeded", "quota", "Quota")
 
 
@@ -226,7 +229,26 @@ def set_volume_image_metadata(conn: t.Any, volume: t.Any, metadata: t.Mapping[st
 
 def remove_volume_metadata(conn: t.Any, volume: t.Any, keys: t.Iterable[str]) -> None:
     volume_id = getattr(volume, "id", volume)
-    call(f"remove metadata {', '.join(keys)} from volume {volume_id}", conn.block_storage.delete_volume_metadata, volume, keys=list(keys))
+    keys = list(keys)
+    call(f"remove metadata {', '.join(keys)} from volume {volume_id}", conn.block_storage.delete_volume_metadata, volume, keys=keys)
+
+
+def mark_restore_complete(conn: t.Any, volume: t.Any, completed_at: str) -> None:
+    """The restore's completion mark: set last, once the bytes, the bootable flag and the image metadata are in place."""
+    volume_id = getattr(volume, "id", volume)
+    call(f"mark volume {volume_id} as restored", conn.block_storage.set_volume_metadata, volume, **{RESTORE_COMPLETE_TAG: completed_at})
+
+
+def made_from_image_of_run(volume: t.Any) -> bool:
+    """True when the volume's bytes came from the restore image of the run that created it.
+
+    A restore image becomes active only after its whole upload passed every chunk check, and the
+    volume inherits that image's properties (the run's tag among them): an available volume whose
+    inherited run tag matches its own was filled with verified bytes.
+    """
+    own_run = (getattr(volume, "metadata", None) or {}).get(TAG_RUN)
+    inherited_run = (getattr(volume, "volume_image_metadata", None) or {}).get(TAG_RUN)
+    return bool(own_run) and own_run == inherited_run
 
 
 def raise_for_response(what: str, response: t.Any) -> None:

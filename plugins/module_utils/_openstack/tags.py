@@ -15,6 +15,9 @@ TAG_TEMPORARY = "openstack_dr_bank_temporary"
 TAG_KEYS = (TAG_RUN, TAG_BACKUP, TAG_SOURCE_VOLUME, TAG_TEMPORARY)
 # Volumes a restore made carry this key with the backup id: a rerun recognises them.
 RESTORED_FROM_TAG = "openstack_dr_bank_restored_from"
+# Set (to the UTC time) as a restore's last step, before its temporary tags go: only a volume carrying
+# it is "already restored", and the cleanup tools never remove a volume that carries it.
+RESTORE_COMPLETE_TAG = "openstack_dr_bank_restore_complete"
 # Volumes a DR drill restores carry this key with the drill's run id; they go when the drill is over.
 DRILL_TAG = "openstack_dr_bank_drill"
 # Cinder metadata and Glance property values are limited to 255 characters.

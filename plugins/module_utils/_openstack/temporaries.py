@@ -30,6 +30,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.remov
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import (
     DEFAULT_PREFIX,
     MAX_VALUE_LENGTH,
+    RESTORE_COMPLETE_TAG,
     TAG_BACKUP,
     TAG_RUN,
     TAG_SOURCE_VOLUME,
@@ -50,6 +51,7 @@ class Temporary:
     id: str
     name: str | None
     remove: Remover
+    made_from: str | None = None  # the temporary this one was cloned from, which cannot go while this one exists
 
     def describe(self, **extra: t.Any) -> dict[str, t.Any]:
         return dict({"type": self.kind, "id": self.id, "name": self.name}, **extra)
@@ -90,16 +92,17 @@ class Temporaries:
         return f"{self.prefix}{base}{kind}-{self.run_id[:8]}"[:MAX_VALUE_LENGTH]
 
     # --- registration, right after a create call returns --------------------------------------
-    def register(self, kind: str, resource_id: str, name: str | None, remove: Remover) -> Temporary:
-        temporary = Temporary(kind, resource_id, name, remove)
+    def register(self, kind: str, resource_id: str, name: str | None, remove: Remover, made_from: str | None = None) -> Temporary:
+        temporary = Temporary(kind, resource_id, name, remove, made_from)
         self.registered.append(temporary)
         return temporary
 
     def register_snapshot(self, snapshot_id: str, name: str | None) -> Temporary:
         return self.register("snapshot", snapshot_id, name, remove_snapshot)
 
-    def register_volume(self, volume_id: str, name: str | None) -> Temporary:
-        return self.register("volume", volume_id, name, remove_volume)
+    def register_volume(self, volume_id: str, name: str | None, made_from: str | None = None) -> Temporary:
+        """A volume; `made_from` names the snapshot it was cloned from, which is only removed after it."""
+        return self.register("volume", volume_id, name, remove_volume, made_from)
 
     def register_image(self, image_id: str, name: str | None) -> Temporary:
         return self.register("image", image_id, name, remove_image)
@@ -155,14 +158,27 @@ class Temporaries:
 
 
 def remove_all(conn: t.Any, temporaries: t.Iterable[Temporary], removal_timeout: float) -> dict[str, list[dict[str, t.Any]]]:
-    """Remove each in the order given, each within its own deadline; one failure never stops the others."""
+    """Remove each in the order given, each within its own deadline; one failure never stops the others.
+
+    Except in one way: what a left-behind temporary was made from is not tried (a snapshot whose
+    clone could not be removed in time): deleting it out of order fails on Ceph ("SnapshotIsBusy")
+    and can break the clone elsewhere. It is reported as left behind, with the reason.
+    """
     removed: list[dict[str, t.Any]] = []
     left_behind: list[dict[str, t.Any]] = []
+    still_there: dict[str, Temporary] = {}
     for temporary in temporaries:
+        blocking = [child for child in still_there.values() if child.made_from == temporary.id]
+        if blocking:
+            reason = ", ".join(f"{child.kind} {child.id}" for child in blocking)
+            left_behind.append(temporary.describe(error=f"not removed: {reason}, made from it, is still there; remove that first"))
+            still_there[temporary.id] = temporary
+            continue
         try:
             temporary.remove(conn, temporary.id, Deadline(removal_timeout))
         except Exception as error:  # pylint: disable=broad-exception-caught
             left_behind.append(temporary.describe(error=str(error)))
+            still_there[temporary.id] = temporary
         else:
             removed.append(temporary.describe())
     return {"removed": removed, "left_behind": left_behind}
@@ -201,17 +217,21 @@ def find_orphaned_temporaries(conn: t.Any, run_id: str | None = None, older_than
     for kind, resources, tags_of in listed:
         for resource in resources:
             tags = tags_of(resource)
-            if is_temporary(tags, run_id) and _created_before(resource, cutoff):
+            # A restore marks its volume complete before its temporary tags go: a kill in between
+            # leaves a finished volume that only looks temporary. It belongs to the restore now.
+            if is_temporary(tags, run_id) and _created_before(resource, cutoff) and RESTORE_COMPLETE_TAG not in tags:
                 found.append({
                     "type": kind, "id": resource.id, "name": resource.name, "status": getattr(resource, "status", None),
                     "run": tags.get(TAG_RUN), "backup": tags.get(TAG_BACKUP), "source_volume": tags.get(TAG_SOURCE_VOLUME),
+                    "made_from": getattr(resource, "snapshot_id", None) if kind == "volume" else None,
                 })
     return found
 
 
 def remove_found(conn: t.Any, found: t.Iterable[t.Mapping[str, t.Any]], removal_timeout: float) -> dict[str, list[dict[str, t.Any]]]:
     """Remove listed leftovers ({"type","id","name"}) in the order given; never raises on one failure."""
-    temporaries = [Temporary(item["type"], item["id"], item.get("name"), REMOVER_OF_FOUND_TYPE[item["type"]]) for item in found]
+    temporaries = [Temporary(item["type"], item["id"], item.get("name"), REMOVER_OF_FOUND_TYPE[item["type"]], item.get("made_from"))
+                   for item in found]
     return remove_all(conn, temporaries, removal_timeout)
 
 

@@ -65,3 +65,20 @@ def test_the_runner_knows_no_bank() -> None:
     tree = ast.parse(pathlib.Path(_runner.__file__).read_text(encoding="utf-8"))
     imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     assert not [name for name in imported if "._bank" in name]
+
+
+def test_an_unexpected_error_is_answered_with_the_secrets_masked(capsys: pytest.CaptureFixture) -> None:
+    def flow(module) -> dict:
+        raise ValueError("connect timeout for hunter2 is -1")
+
+    code, result = answer(capsys, flow, secrets=password_of)
+    assert code == 1 and result["error_type"] == "ValueError"
+    assert "Unexpected error" in result["msg"] and "hunter2" not in json.dumps(result)
+
+
+def test_the_invocation_log_already_masks_nested_secrets(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    logged: list[str] = []
+    monkeypatch.setattr(_runner.SecretMaskingModule, "log", lambda self, msg, log_args=None: logged.append(msg))
+    answer(capsys, lambda module: {"changed": False}, secrets=password_of)
+    assert logged and logged[0].startswith("Invoked with") and "cloud=" in logged[0]
+    assert "hunter2" not in logged[0]

@@ -169,3 +169,37 @@ def test_each_create_step_registers_its_removal_before_it_waits():
         with tracker_of(conn) as tracker:
             backup_steps.create_temporary_snapshot(conn, tracker, resource(id="vol"), force=False, deadline=Deadline(60))
     assert [r["id"] for r in tracker.report["removed"]] == ["s-new"] and not conn.block_storage.items["snapshot"]
+
+
+def test_a_snapshot_is_not_removed_while_its_clone_is_left_behind():
+    conn = FakeConnection()
+    tracker = tracker_of(conn, handle_sigterm=False)
+    conn.block_storage.add("snapshot", resource(id="s1", name="s", metadata=tracker.tags))
+    tracker.register_snapshot("s1", "s")
+    conn.block_storage.add("volume", resource(id="v1", name="v", metadata=tracker.tags))
+    tracker.register_volume("v1", "v", made_from="s1")
+    conn.block_storage.fail_delete.add("v1")
+    report = tracker.cleanup()
+    assert conn.deleted == [("volume", "v1")] and report["removed"] == []  # tried, failed; the snapshot never tried
+    assert [item["id"] for item in report["left_behind"]] == ["v1", "s1"]
+    assert "volume v1, made from it, is still there" in report["left_behind"][1]["error"]
+
+
+def test_found_leftovers_keep_the_clone_before_its_snapshot():
+    conn = FakeConnection()
+    marks = tags.temporary_tags("run-c", "b", None)
+    conn.block_storage.add("snapshot", resource(id="s9", name="s", metadata=marks))
+    conn.block_storage.add("volume", resource(id="v9", name="v", metadata=marks, snapshot_id="s9"))
+    found = temporaries.find_orphaned_temporaries(conn, run_id="run-c")
+    assert [(item["id"], item["made_from"]) for item in found] == [("v9", "s9"), ("s9", None)]
+    conn.block_storage.fail_delete.add("v9")
+    report = temporaries.remove_found(conn, found, removal_timeout=60)
+    assert conn.deleted == [("volume", "v9")] and [item["id"] for item in report["left_behind"]] == ["v9", "s9"]
+
+
+def test_a_volume_marked_restored_is_never_a_leftover():
+    conn = FakeConnection()
+    marks = dict(tags.temporary_tags("run-d", "b", None), **{tags.RESTORE_COMPLETE_TAG: "2026-12-02T03:00:00Z"})
+    conn.block_storage.add("volume", resource(id="done", name="restored", metadata=marks))
+    conn.block_storage.add("volume", resource(id="half", name="half", metadata=tags.temporary_tags("run-d", "b", None)))
+    assert [item["id"] for item in temporaries.find_orphaned_temporaries(conn)] == ["half"]
