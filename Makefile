@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo bench bench-e2e venv devcloud-up devcloud-down bank-up bank-down unit e2e quality
+.PHONY: test demo bench bench-e2e bench-scale bench-concurrency venv devcloud-up devcloud-down bank-up bank-down unit e2e quality
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,12 @@ bench: venv
 
 bench-e2e: venv
 	tests/bench/e2e/run.sh
+
+bench-scale: venv
+	tests/bench/scale/run.sh
+
+bench-concurrency: venv
+	tests/bench/concurrency/run.sh
 
 bank-up: venv
 	$(PY) tests/servers/bank_servers.py up

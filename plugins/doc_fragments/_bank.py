@@ -56,7 +56,7 @@ options:
       connect_timeout:
         description:
           - Seconds to wait for a connection to the object store (V(s3), V(swift)).
-          - The library's default when not set.
+          - From V(0.001) to V(3600); the library's default when not set.
         type: float
       container:
         description:
@@ -72,17 +72,20 @@ options:
         description:
           - The S3 endpoint, for example V(https://rgw.example.com:8080) or V(http://swift.example.com:8080).
           - Path-style addressing is always used, so any S3-compatible server works.
+          - An endpoint that answers a bucket request without an S3 error code (Keystone's URL, a web server)
+            is refused as not an S3 service.
           - When not set, the E(AWS_ENDPOINT_URL_S3) or E(AWS_ENDPOINT_URL) environment variable, else AWS.
         type: str
       max_attempts:
         description:
           - How many times one request is tried in all when it fails with a transient error.
-          - V(1) disables retries.
+          - From V(1) to V(100); V(1) disables retries.
         type: int
         default: 5
       max_total_time:
         description:
           - Seconds after which a failing request is no longer retried, whatever O(bank.max_attempts) allows.
+          - From V(0) to V(86400).
         type: float
         default: 120
       path:
@@ -105,7 +108,7 @@ options:
       read_timeout:
         description:
           - Seconds to wait for data from the object store (V(s3), V(swift)).
-          - The library's default when not set.
+          - From V(0.001) to V(3600); the library's default when not set.
         type: float
       region:
         description:
@@ -150,6 +153,8 @@ options:
         that bank then needs it, and a wrong passphrase is a clear error.
       - A bank is either encrypted or not; it is an error to give a passphrase for an unencrypted bank
         or to leave it out for an encrypted one.
+      - In an encrypted bank the manifests and progress objects are encrypted too, so without the passphrase
+        no object shows a backup's name, source volume, metadata or image hashes.
       - Never shown in the module's output or logs.
     type: str
 """

@@ -69,13 +69,14 @@ options:
     description:
       - How long (in seconds) a single API request may take before it is abandoned.
       - This is the HTTP timeout of one call, not the deadline of a waited step; see O(timeout).
+      - From V(1) to V(3600) when given.
     type: int
   timeout:
     description:
       - Deadline, in seconds, of each waited step (a snapshot becoming available, a volume
         uploaded to an image, an image upload, a volume created from an image) and of each removal
         of a temporary (waiting until it can be deleted, the delete and waiting until it is gone
-        share this one deadline). Must be positive.
+        share this one deadline). From V(1) to V(604800) (a week).
       - Each step has its own deadline; it is not a limit on the whole run. A step that passes its
         deadline fails with the resource id and its last status, and triggers the same cleanup of
         temporaries as any other failure.

@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs as inputs
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore, ListedBackup
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.verify import verify_backup
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import backup_summary, source_summary
 
 
@@ -41,9 +41,13 @@ def _listing_entry(listed: ListedBackup) -> dict:
 
 def run_bank_backup_info(module) -> dict:
     params = module.params
-    if not 0 < params["verify_percent"] <= 100:
-        raise InvalidInputError(f"verify_percent must be above 0 and at most 100, got {params['verify_percent']}")
-    store = BackupStore(open_bank(dict(params["bank"], create=False)), params["encryption_passphrase"])
+    inputs.check_backup_reference(params["backup"], optional=True)
+    inputs.check_text("source_volume", params["source_volume"], max_chars=inputs.CINDER_MAX_CHARS, optional=True)
+    inputs.check_number("verify_percent", params["verify_percent"], inputs.VERIFY_PERCENT)
+    inputs.check_passphrase(params)
+    store = BackupStore(open_bank(params["bank"], read_only=True), params["encryption_passphrase"])
+    if params["encryption_passphrase"] is not None:
+        store.check_access()  # a passphrase for an unencrypted bank, or a wrong one, is refused
     name = params["backup"]
     listing = store.list_backups(source_volume=params["source_volume"])
     if name is not None:

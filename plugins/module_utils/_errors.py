@@ -30,6 +30,17 @@ class BankError(DrBankError):
     """A bank operation failed (after retries where the cause was transient)."""
 
 
+class BankMissingError(BankError):
+    """The bank's directory, bucket or container does not exist (and was not created)."""
+
+    CREATE_ADVICE = "set create: true to create it"
+
+    def __init__(self, bank: str, what: str, advice: str | None = None) -> None:
+        super().__init__(f"{bank}: the {what} does not exist ({advice or self.CREATE_ADVICE})", bank=bank)
+        self.bank_description = bank
+        self.what = what
+
+
 class BankObjectNotFoundError(BankError):
     """The object asked for does not exist in the bank."""
 
@@ -60,3 +71,7 @@ class DeadlineExceededError(OpenStackError):
 
 class ImageFormatError(IntegrityError):
     """An image file is malformed, or uses a feature this collection does not read (backing file, encryption...)."""
+
+
+class ReportWriteError(DrBankError):
+    """A drill report file could not be read or written."""

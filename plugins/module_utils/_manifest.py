@@ -8,7 +8,8 @@ and the ids of stored chunks are packed as raw 32-byte digests (base64 in
 JSON), never as a list of Python strings. The all-zero 64 KiB clusters inside
 stored chunks are recorded only for the chunks that have any. A 1 TiB volume
 at 4 MiB chunks therefore needs about 11 MB, 15 MB at most. The format is
-described in docs/bank-format.md.
+described in docs/bank-format.md. In an encrypted bank the whole document (names, source, hashes,
+chunk list) is sealed (format version 2, see ``documents``); plain banks write version 1.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.chunking
     ZERO_CLUSTER_SIZE,
     zero_bitmap_size,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import DocumentFormat, utc_now
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import (
+    PLAIN_VERSION,
+    DocumentFormat,
+    DocumentSealer,
+    utc_now,
+)
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import ManifestError
 
-MANIFEST_FORMAT = DocumentFormat("openstack_dr.bank/backup-manifest", 1, "backup manifest")
+MANIFEST_FORMAT = DocumentFormat("openstack_dr.bank/backup-manifest", PLAIN_VERSION, "backup manifest", sealable=True)
 COLLECTION_VERSION = "0.1.0"
 DIGEST_SIZE = 32
 # Keeps each JSON string of packed digests or zero-cluster records a reasonable size to parse and diff.
@@ -298,16 +304,18 @@ class Manifest:
             bitmap[-1] &= (1 << (clusters % 8)) - 1
         return bytes(bitmap)
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, sealer: DocumentSealer | None = None, key: str | None = None) -> bytes:
+        """The stored object: in clear (version 1), or sealed for the object ``key`` (version 2)."""
         document = dict(self.document)
         document["chunks"] = self.chunk_map.to_json()
         if self.zero_clusters is not None:
             document["zero_clusters"] = self.zero_clusters.to_json()
-        return MANIFEST_FORMAT.dumps(document)
+        return MANIFEST_FORMAT.dumps(document, sealer=sealer, key=key)
 
     @classmethod
-    def from_bytes(cls, data: bytes, where: str) -> Manifest:
-        document = MANIFEST_FORMAT.load(data, where)
+    def from_bytes(cls, data: bytes, where: str, sealer: DocumentSealer | None = None, key: str | None = None) -> Manifest:
+        """The manifest in ``data``; a sealed one is opened with ``sealer`` for the object ``key``."""
+        document = MANIFEST_FORMAT.load(data, where, sealer, key)
         try:
             chunk_map = ChunkMap.from_json(document.pop("chunks"))
             expected_chunks = -(-document["size"] // document["chunk_size"])

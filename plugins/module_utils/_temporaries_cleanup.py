@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
+from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs as inputs
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import checked_timeout, connect
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import DRILL_TAG, MAX_VALUE_LENGTH
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries, remove_found
@@ -27,8 +28,12 @@ def _matches(item: t.Mapping[str, t.Any], backups: list[str], source_volumes: li
 
 def run_temporaries_cleanup(module) -> dict:
     params = module.params
-    if params["older_than"] is not None and params["older_than"] < 0:
-        raise InvalidInputError(f"older_than must be 0 or more seconds, got {params['older_than']}")
+    inputs.check_openstack_options(params)
+    inputs.check_number("older_than", params["older_than"], inputs.OLDER_THAN, optional=True)
+    inputs.check_names(params["backups"], "backups")
+    inputs.check_names(params["source_volumes"], "source_volumes")
+    inputs.check_text("run_id", params["run_id"], max_chars=inputs.CINDER_MAX_CHARS, optional=True)
+    inputs.check_text("drill_run_id", params["drill_run_id"], max_chars=inputs.CINDER_MAX_CHARS, optional=True)
     removal_timeout = checked_timeout(params["timeout"])
     conn = connect(params)
     found = find_orphaned_temporaries(conn, run_id=params["run_id"], older_than=params["older_than"])

@@ -16,12 +16,13 @@ import dataclasses
 import hmac
 import typing as t
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs as inputs
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import backup_id_for_name
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import GIB, MIB
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError, IntegrityError, InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankMissingError, DrBankError, IntegrityError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.reader import SUPPORTED_DISK_FORMATS, open_raw_stream
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import backup_summary
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.backup_steps import (
@@ -58,17 +59,18 @@ def run_volume_backup(module: t.Any) -> dict:
     check_inputs(params)
     phases = PhaseTimer()
     with phases("prepare"):
-        store = BackupStore(open_bank(params["bank"]), params["encryption_passphrase"], params["compression_level"])
-        existing = store.load_manifest(params["backup_name"])
+        bank = open_backup_bank(params["bank"], module.check_mode)
+        store = BackupStore(bank, params["encryption_passphrase"], params["compression_level"]) if bank is not None else None
+        existing = complete_backup(store, params["backup_name"])
         if existing is not None:
             return {"changed": False, "backup": backup_summary(existing), "stats": {}, "temporaries": {}}
         conn = connect(params)
         volume = find_volume(conn, params["volume"])
         mode = choose_copy_mode(volume, params["copy_mode"], params["force"])
         transfer = choose_transfer_format(params["transfer_format"], BACKUP_FORMAT_PREFERENCE, glance_disk_formats(conn))
-        resumed = store.load_progress(params["backup_name"]) is not None
+        resumed = store is not None and store.load_progress(params["backup_name"]) is not None
         if module.check_mode:
-            return check_mode_plan(params, volume, mode, transfer, resumed)
+            return dict(check_mode_plan(params, volume, mode, transfer, resumed), would_create_bank=store is None)
         source = {"volume": describe_volume(conn, volume), "copy_mode": mode}
         writer = open_writer(store, params, source)
     run = BackupRun(conn, params, volume, mode, transfer, source, phases)
@@ -85,11 +87,35 @@ def run_volume_backup(module: t.Any) -> dict:
 
 
 def check_inputs(params: t.Mapping[str, t.Any]) -> None:
-    if params["compression_level"] not in range(1, 20):
-        raise InvalidInputError(f"compression_level must be between 1 and 19, got {params['compression_level']}")
-    checked_timeout(params["timeout"])
-    if params["lock_timeout"] < 0:
-        raise InvalidInputError(f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']}")
+    """Every option that needs neither the cloud nor the bank, refused by name before any connection."""
+    inputs.check_openstack_options(params)
+    inputs.check_backup_name(params["backup_name"])
+    inputs.check_text("volume", params["volume"], max_chars=inputs.CINDER_MAX_CHARS)
+    inputs.check_number("compression_level", params["compression_level"], inputs.COMPRESSION_LEVEL)
+    inputs.check_number("lock_timeout", params["lock_timeout"], inputs.LOCK_TIMEOUT)
+    inputs.check_number("parallelism", params["parallelism"], inputs.PARALLELISM)
+    inputs.check_number("progress_interval", params["progress_interval"], inputs.PROGRESS_INTERVAL)
+    inputs.check_temporary_prefix(params["temporary_prefix"])
+    inputs.check_passphrase(params)
+
+
+def open_backup_bank(config: dict, check_mode: bool) -> t.Any:
+    """The bank; in check mode never created: None when it is missing and ``create: true`` would make it."""
+    if not check_mode or not config.get("create"):
+        return open_bank(config)
+    try:
+        return open_bank(config, read_only=True)
+    except BankMissingError:
+        return None
+
+
+def complete_backup(store: BackupStore | None, backup_name: str) -> t.Any:
+    """The complete backup of that name, None when there is none (or no bank yet, in check mode)."""
+    if store is None:
+        return None
+    # A passphrase for an unencrypted bank (or none for an encrypted one) is refused even when the backup exists.
+    store.check_access()
+    return store.load_manifest(backup_name)
 
 
 def open_writer(store: BackupStore, params: t.Mapping[str, t.Any], source: dict) -> t.Any:

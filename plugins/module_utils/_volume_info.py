@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs as inputs
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import connect
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.volumes import list_volumes, volume_result
 
@@ -19,6 +20,8 @@ def _selected(volume: t.Any, names_or_ids: list[str], metadata: dict[str, str]) 
 
 def run_volume_info(module) -> dict:
     params = module.params
+    inputs.check_openstack_options(params)
+    inputs.check_names(params["volumes"], "volumes")
     metadata = {str(key): str(value) for key, value in params["metadata"].items()}
     conn = connect(params)
     chosen = [volume_result(v) for v in list_volumes(conn) if _selected(v, params["volumes"], metadata)]

@@ -14,24 +14,37 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs as inputs
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import GIB, MIB
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.qcow2_writer import PiecesReader, Qcow2Writer, file_pieces
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import backup_summary
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import checked_timeout, connect, data_step_timeout
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import utc_now
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.removal import remove_volume
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.restore_steps import (
     create_restore_image,
     create_volume_from_image,
+    made_from_image_of_run,
+    mark_restore_complete,
     remove_volume_metadata,
     resolve_volume_type,
     set_volume_bootable,
     set_volume_image_metadata,
     upload_image_data,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import RESTORED_FROM_TAG, TAG_KEYS, TAG_TEMPORARY, carries_tag
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import (
+    DRILL_TAG,
+    RESTORE_COMPLETE_TAG,
+    RESTORED_FROM_TAG,
+    TAG_KEYS,
+    TAG_RUN,
+    TAG_TEMPORARY,
+    carries_tag,
+)
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries, find_orphaned_temporaries, remove_found
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.transfer_format import (
     RAW,
     TransferFormat,
@@ -39,7 +52,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.trans
     glance_disk_formats,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.volumes import get_volume, volume_result, volumes_named
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline, wait_volume_status
 from ansible_collections.openstack_dr.bank.plugins.module_utils._phases import PhaseTimer
 
 # Cinder downloads the whole image into its conversion directory before writing the volume: a
@@ -47,22 +60,25 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._phases import P
 RESTORE_FORMAT_PREFERENCE = ("qcow2",)
 # qemu's default cluster: zero runs of 64 KiB inside non-zero chunks are left out of the image too.
 QCOW2_CLUSTER_SIZE = 65536
+# Statuses of a volume that Cinder is still making: a killed run's volume-from-image goes on without it.
+SETTLING_VOLUME_STATUSES = frozenset({"creating", "downloading"})
+NOT_INHERITED_KEYS = frozenset(TAG_KEYS) | {RESTORE_COMPLETE_TAG, DRILL_TAG}
 
 
 def run_volume_restore(module: t.Any) -> dict:
     params = module.params
-    checked_timeout(params["timeout"])
+    check_inputs(params)
     phases = PhaseTimer()
     with phases("prepare"):
-        store = BackupStore(open_bank(dict(params["bank"], create=False)), params["encryption_passphrase"])
+        store = BackupStore(open_bank(params["bank"], read_only=True), params["encryption_passphrase"])
         store.check_access()
         manifest = complete_backup(store, params["backup"])
         size = restore_size(manifest, params["size"])
         conn = connect(params)
-        existing = already_restored(conn, params["restore_name"], manifest)
-        if existing is not None:
-            return {"changed": False, "volume": volume_result(existing), "image_id": None, "backup": backup_summary(manifest),
-                    "volume_type_reason": "already restored", "stats": {}}
+        earlier = earlier_restore(conn, params["restore_name"], manifest)
+        if earlier is not None and earlier.complete:
+            return {"changed": False, "volume": volume_result(earlier.volume), "image_id": None, "backup": backup_summary(manifest),
+                    "volume_type_reason": "already restored", "earlier_restore": earlier.as_dict(), "stats": {}}
         source_volume = manifest.source.get("volume") or {}
         volume_type, type_reason = resolve_volume_type(conn, params["volume_type"], source_volume.get("volume_type"))
         metadata = restored_metadata(source_volume, params["metadata"], manifest.backup_id)
@@ -71,12 +87,33 @@ def run_volume_restore(module: t.Any) -> dict:
         return {"changed": True, "volume": {"name": params["restore_name"], "size": size, "volume_type": volume_type,
                                             "availability_zone": params["availability_zone"], "metadata": metadata},
                 "image_id": None, "backup": backup_summary(manifest), "volume_type_reason": type_reason,
-                "transfer_format": transfer.as_dict(), "stats": {}}
+                "transfer_format": transfer.as_dict(), "earlier_restore": earlier.as_dict() if earlier else None, "stats": {}}
     run = RestoreRun(conn, store, manifest, params, size, transfer, phases)
+    if earlier is not None:
+        completed = run.settle_earlier_restore(earlier)
+        if completed is not None:
+            return {"changed": True, "volume": volume_result(completed), "image_id": None, "backup": backup_summary(manifest),
+                    "volume_type_reason": "completed an interrupted restore", "earlier_restore": earlier.as_dict(),
+                    "image_metadata": run.image_metadata, "transfer_format": transfer.as_dict(), "stats": run.stats()}
     volume, image_id, image_metadata = run.restore(volume_type, metadata)
     return {"changed": True, "volume": volume_result(volume), "image_id": image_id, "backup": backup_summary(manifest),
             "volume_type_reason": type_reason, "image_metadata": image_metadata, "transfer_format": transfer.as_dict(),
-            "stats": run.stats()}
+            "earlier_restore": earlier.as_dict() if earlier else None, "stats": run.stats()}
+
+
+def check_inputs(params: t.Mapping[str, t.Any]) -> None:
+    """Every option that needs neither the cloud nor the bank, refused by name before any connection."""
+    inputs.check_openstack_options(params)
+    inputs.check_backup_reference(params["backup"])
+    inputs.check_volume_name(params["restore_name"], "restore_name")
+    inputs.check_number("size", params["size"], inputs.VOLUME_SIZE, optional=True)
+    inputs.check_number("parallelism", params["parallelism"], inputs.PARALLELISM)
+    inputs.check_text("description", params["description"], max_chars=inputs.CINDER_MAX_CHARS, optional=True, allow_empty=True)
+    inputs.check_text("volume_type", params["volume_type"], max_chars=inputs.CINDER_MAX_CHARS, optional=True)
+    inputs.check_text("availability_zone", params["availability_zone"], max_chars=inputs.CINDER_MAX_CHARS, optional=True)
+    inputs.check_metadata(params["metadata"])
+    inputs.check_temporary_prefix(params["temporary_prefix"])
+    inputs.check_passphrase(params)
 
 
 def complete_backup(store: BackupStore, name_or_id: str) -> t.Any:
@@ -98,17 +135,35 @@ def restore_size(manifest: t.Any, requested: int | None) -> int:
     return size
 
 
-def already_restored(conn: t.Any, restore_name: str, manifest: t.Any) -> t.Any:
-    """The volume of that name restored from this backup, None when the name is free; anything else is an error."""
+@dataclasses.dataclass
+class EarlierRestore:
+    """A volume of the wanted name that a restore of this backup made: complete, or left unfinished by a killed run."""
+
+    volume: t.Any
+    complete: bool
+    outcome: str = "found"
+
+    def as_dict(self) -> dict:
+        return {"volume_id": self.volume.id, "status": self.volume.status, "complete": self.complete, "outcome": self.outcome}
+
+
+def earlier_restore(conn: t.Any, restore_name: str, manifest: t.Any) -> EarlierRestore | None:
+    """The volume of that name restored (or being restored) from this backup; None when the name is free.
+
+    Complete means available, not tagged temporary, and carrying the restore's completion mark. A
+    volume of that name that this backup did not make is an error: it is never touched.
+    """
     for volume in volumes_named(conn, restore_name):
+        if carries_tag(volume, RESTORED_FROM_TAG, manifest.backup_id):
+            # The mark is set before the temporary tags go; volumes restored by 0.1.0 carry neither.
+            complete = (volume.status == "available" and not carries_tag(volume, TAG_TEMPORARY)
+                        and (carries_tag(volume, RESTORE_COMPLETE_TAG) or not carries_tag(volume, TAG_RUN)))
+            return EarlierRestore(volume, complete)
         if carries_tag(volume, TAG_TEMPORARY):
-            # A run killed before it finished: its volume may be incomplete and is due for removal.
             raise InvalidInputError(
                 f"A volume named {restore_name!r} ({volume.id}, status {volume.status}) is the unfinished result of an interrupted "
-                "restore; remove it with the cleanup role (openstack_dr.bank.temporaries_cleanup) and run the restore again.",
-                volume=volume.id)
-        if carries_tag(volume, RESTORED_FROM_TAG, manifest.backup_id):
-            return volume
+                "restore of another backup; remove it with the cleanup role (openstack_dr.bank.temporaries_cleanup) or choose "
+                "another restore_name. Nothing was changed.", volume=volume.id)
         raise InvalidInputError(
             f"A volume named {restore_name!r} ({volume.id}) already exists and was not restored from backup "
             f"{manifest.backup_name!r}; choose another restore_name. Nothing was changed.", volume=volume.id)
@@ -116,7 +171,8 @@ def already_restored(conn: t.Any, restore_name: str, manifest: t.Any) -> t.Any:
 
 
 def restored_metadata(source_volume: t.Mapping[str, t.Any], requested: t.Mapping[str, t.Any], backup_id: str) -> dict[str, str]:
-    metadata = {key: str(value) for key, value in (source_volume.get("metadata") or {}).items() if key not in TAG_KEYS}
+    # A source that was itself restored must not hand its completion mark to a volume not yet made.
+    metadata = {key: str(value) for key, value in (source_volume.get("metadata") or {}).items() if key not in NOT_INHERITED_KEYS}
     metadata.update({key: str(value) for key, value in requested.items()})
     metadata[RESTORED_FROM_TAG] = backup_id
     return metadata
@@ -134,6 +190,7 @@ class RestoreRun:
     transfer: TransferFormat
     phases: PhaseTimer
     bytes_uploaded: int = 0
+    image_metadata: dict | None = None
 
     def __post_init__(self) -> None:
         self.step_timeout = data_step_timeout(self.params["timeout"], self.size)
@@ -156,6 +213,34 @@ class RestoreRun:
                 self.temporaries.remove_now(image_registration)
         return get_volume(self.conn, volume.id), image.id, image_metadata
 
+    def settle_earlier_restore(self, earlier: EarlierRestore) -> t.Any:
+        """Complete an interrupted restore's volume when its bytes are known good, else remove it.
+
+        Returns the completed volume, or None once the unusable one is gone (the caller restores anew).
+        The killed run's restore image, if any, is removed either way.
+        """
+        volume = earlier.volume
+        deadline = Deadline(self.step_timeout)
+        with self.phases("earlier_restore"):
+            if volume.status in SETTLING_VOLUME_STATUSES:
+                # The killed run's volume-from-image may still be running in Cinder: let it end, well or not.
+                try:
+                    volume = wait_volume_status(self.conn, volume.id, ["available"], deadline,
+                                                what="finish the interrupted volume-from-image")
+                except OpenStackError:
+                    volume = get_volume(self.conn, volume.id)
+            run_id = (volume.metadata or {}).get(TAG_RUN)
+            if run_id:
+                leftovers = [item for item in find_orphaned_temporaries(self.conn, run_id=run_id) if item["type"] == "image"]
+                remove_found(self.conn, leftovers, self.step_timeout)
+            if volume.status == "available" and (carries_tag(volume, RESTORE_COMPLETE_TAG) or made_from_image_of_run(volume)):
+                self.image_metadata = self.finish_volume(volume)
+                earlier.outcome = "completed"
+                return get_volume(self.conn, volume.id)
+            remove_volume(self.conn, volume.id, deadline)
+            earlier.outcome = "removed and restored again"
+        return None
+
     def upload_backup_as_image(self) -> tuple[t.Any, t.Any]:
         image, registration = create_restore_image(self.conn, self.temporaries, disk_format=self.transfer.disk_format, min_disk=self.size)
         with self.store.open_backup(self.manifest.backup_id, parallelism=self.params["parallelism"]) as reader:
@@ -171,7 +256,11 @@ class RestoreRun:
         if source_volume.get("bootable"):
             set_volume_bootable(self.conn, volume, True)
         image_metadata = set_volume_image_metadata(self.conn, volume, source_volume.get("volume_image_metadata"))
-        remove_volume_metadata(self.conn, volume, self.temporaries.tags)
+        mark_restore_complete(self.conn, volume, utc_now())
+        # The tags of whatever run made it (this one, or a killed one whose volume is being completed);
+        # the SDK drops each key from the object it is given, so it must be a fresh one.
+        current = get_volume(self.conn, volume.id)
+        remove_volume_metadata(self.conn, current, [key for key in TAG_KEYS if key in (current.metadata or {})])
         return image_metadata
 
     def stats(self) -> dict:

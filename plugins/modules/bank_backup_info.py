@@ -44,7 +44,7 @@ options:
     choices: [none, presence, data]
   verify_percent:
     description:
-      - With O(verify=data), the share of chunks to read, picked at random.
+      - With O(verify=data), the share of chunks to read, picked at random; above V(0) and at most V(100).
     type: float
     default: 100.0
 seealso:
@@ -83,8 +83,9 @@ backups:
     status:
       description:
         - V(complete), V(in_progress), V(failed) (an interrupted backup that the next run resumes), or
-          V(stalled) (in progress, but not updated for 15 minutes, so its run was killed or hangs; the
-          next run resumes it, and M(openstack_dr.bank.bank_delete) with O(openstack_dr.bank.bank_delete#module:prune=true)
+          V(stalled) (in progress, but not updated for 15 minutes, or at once when its process is gone from
+          this host, so its run was killed or hangs; the next run resumes it, and
+          M(openstack_dr.bank.bank_delete) with O(openstack_dr.bank.bank_delete#module:prune=true)
           removes what it left).
       type: str
     description:

@@ -10,14 +10,15 @@ short_description: Delete a backup from a bank
 version_added: 0.1.0
 description:
   - Removes the backup's manifest first (so an interrupted deletion never leaves a backup that looks
-    complete), then every chunk that no other complete backup references, then the backup's
-    in-progress objects.
+    complete), then its in-progress object. That takes a few requests whatever the bank holds.
+  - The backup's chunks stay until a prune (O(prune=true), in the same run or later), which reclaims those
+    no other complete backup references. O(backups) deletes several backups, then prunes once.
   - Holds the bank exclusively while it works, and waits for running backups to finish first, so it
-    never removes a chunk that a backup being written at that moment relies on.
-  - With O(prune=true), also removes what backups that never completed left in the bank, that is every
-    chunk that no complete backup references (uploaded by a failed backup that was not resumed, or by an
-    incomplete backup deleted with O(backup)) and every in-progress object. A backup that failed can
-    still be run again afterwards; it then uploads its chunks anew.
+    never removes an object that a backup being written at that moment relies on.
+  - With O(prune=true), also removes every chunk that no complete backup references (of deleted backups, or
+    uploaded by a failed backup that was not resumed) and every in-progress object, in one pass over the
+    bank whatever the number of deleted backups. A backup that failed can still be run again afterwards;
+    it then uploads its chunks anew.
   - Needs no OpenStack cloud, only the bank.
 author:
   - openstack_dr.bank contributors (@openstack-dr)
@@ -27,7 +28,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports the objects and bytes that would be removed (deleted and pruned).
+    details: Reports the objects and bytes that would be removed (deleted and pruned); with O(prune=true), the
+      prediction counts the chunks only the deleted backups used, as the real run removes them.
   diff_mode:
     support: none
   idempotent:
@@ -37,17 +39,31 @@ options:
   backup:
     description:
       - Name or id of the backup to delete.
-      - Required unless O(prune=true).
+      - Required unless O(backups) or O(prune=true) is given.
     type: str
+  backups:
+    description:
+      - Names or ids of several backups to delete, one after the other (the results are in RV(backups)),
+        before the prune when O(prune=true). The C(openstack_dr.bank.bank_retention) role deletes this way.
+      - Mutually exclusive with O(backup).
+    type: list
+    elements: str
   lock_timeout:
     description:
-      - Seconds to wait for running backups and deletions to finish before giving up with nothing removed.
+      - Seconds to wait for running backups and deletions to finish before giving up with nothing removed,
+        from V(0) to V(86400).
+      - A lock left by a run whose process is gone from this host is broken at once; one from another host
+        when its heartbeat (renewed every 30 s) has stood still for 2 minutes while this run waits, so
+        a value below V(120) never breaks a foreign lock. A live run's lock is never broken.
     type: int
     default: 600
   prune:
     description:
-      - Also remove the leftovers of backups that never completed (see the description), that is
-        unreferenced chunks and in-progress objects.
+      - Also remove every chunk no complete backup references (those of deleted backups, and the leftovers of
+        backups that never completed) and every in-progress object; see the description.
+      - Reads every manifest once, then lists the chunks once, deleting in batches. Its memory is 32 bytes per
+        referenced chunk (about 90 MiB for 10 TiB of 4 MiB chunks). Interrupted, it has removed only
+        unreferenced chunks, so every complete backup stays restorable; run it again to finish.
       - Waits for running backups, like a deletion; a manifest that cannot be read stops the prune with
         nothing removed.
     type: bool
@@ -58,14 +74,15 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Delete an old backup
+- name: Delete an old backup and reclaim its chunks
   openstack_dr.bank.bank_delete:
     backup: database-data-2026-10-01
+    prune: true
     bank:
       type: file
       path: /srv/dr-bank
 
-- name: Remove what failed backups left behind (after a retention run, for example)
+- name: Reclaim the chunks of backups deleted earlier, and what failed backups left behind
   openstack_dr.bank.bank_delete:
     prune: true
     bank: "{{ dr_bank }}"
@@ -84,6 +101,21 @@ backup:
   returned: when O(backup) is given
   type: dict
   sample: {"id": "0b7c3f3e-2a57-5d0e-9a43-5b0f8a6f4a11", "name": "database-data-2026-10-01"}
+backups:
+  description:
+    - What deleting each of O(backups) removed, or would remove in check mode, in their order.
+    - Each has the keys of RV(deleted) and the backup's RV(backups[].id) and RV(backups[].name) (null when it had no
+      manifest).
+  returned: when O(backups) is given
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Id of the backup.
+      type: str
+    name:
+      description: Name of the backup, null when it had no manifest.
+      type: str
 deleted:
   description: What deleting O(backup) removed, or would remove in check mode.
   returned: when O(backup) is given
@@ -93,7 +125,12 @@ deleted:
       description: Number of bank objects.
       type: int
     chunks:
-      description: Number of chunks no other backup referenced.
+      description: Number of chunks the deletion itself removed; always V(0), a prune reclaims them.
+      type: int
+    chunks_referenced:
+      description:
+        - Number of distinct chunks the backup referenced. Those no other complete backup uses are removed by the
+          next prune (RV(pruned.chunks) when O(prune=true)).
       type: int
     bytes:
       description: Bytes of those objects in the bank.
@@ -112,6 +149,9 @@ pruned:
       type: int
     chunks:
       description: Number of chunks no complete backup referenced.
+      type: int
+    referenced_chunks:
+      description: Number of distinct chunks the complete backups left in the bank reference (all kept).
       type: int
     progress_objects:
       description: Number of in-progress objects of backups that never completed.
@@ -135,13 +175,14 @@ def argument_spec() -> dict:
     return dict(
         bank_argument_spec(),
         backup=dict(type="str"),
+        backups=dict(type="list", elements="str"),
         lock_timeout=dict(type="int", default=int(DEFAULT_LOCK_WAIT_TIMEOUT)),
         prune=dict(type="bool", default=False),
     )
 
 
 def main() -> None:
-    run_module(argument_spec(), run_bank_delete, secrets=bank_secrets)
+    run_module(argument_spec(), run_bank_delete, secrets=bank_secrets, mutually_exclusive=[("backup", "backups")])
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ options:
   backup_name:
     description:
       - Name of the backup in the bank. Names are unique in a bank; the backup id is derived from it.
+      - 1 to 255 bytes in UTF-8 of printable characters, without a slash or backslash, without leading or trailing
+        whitespace, and no character outside the Basic Multilingual Plane (4-byte UTF-8, such as emoji),
+        which Cinder refuses in the names of the temporaries.
+      - A name shaped like a backup id (a lowercase UUID) is refused, so names and ids never mix.
     type: str
     required: true
   chunk_size:
@@ -47,7 +51,7 @@ options:
     choices: [1, 2, 4, 8, 16, 32, 64]
   compression_level:
     description:
-      - zstd compression level from 1 to 19. Chunks that do not shrink are stored raw.
+      - zstd compression level from V(1) to V(19). Chunks that do not shrink are stored raw.
     type: int
     default: 3
   copy_mode:
@@ -72,23 +76,28 @@ options:
     default: false
   lock_timeout:
     description:
-      - Seconds to wait while a deletion holds the bank exclusively (0 or more).
+      - Seconds to wait while a deletion holds the bank exclusively, from V(0) to V(86400).
+      - A lock left by a run whose process is gone from this host is broken at once; one from another host
+        when its heartbeat (renewed every 30 s) has stood still for 2 minutes while this run waits, so
+        a value below V(120) never breaks a foreign lock. A live run's lock is never broken.
     type: int
     default: 600
   parallelism:
     description:
-      - Chunks processed and uploaded at once (1 to 64). Memory use grows with O(parallelism) x O(chunk_size).
+      - Chunks processed and uploaded at once, from V(1) to V(64). Memory use grows with O(parallelism) x O(chunk_size).
     type: int
     default: 4
   progress_interval:
     description:
       - Seconds between updates of the backup's progress object, which M(openstack_dr.bank.bank_backup_info)
         shows while the backup runs.
+      - From V(1) to V(600), below the 15 minutes after which a silent backup is listed as stalled.
     type: int
     default: 30
   temporary_prefix:
     description:
       - Prefix of the names of temporary snapshots, volumes and images.
+      - 1 to 64 printable characters, without a slash or backslash.
     type: str
     default: dr-bank-tmp-
   transfer_format:
@@ -245,6 +254,15 @@ stats:
     chunks_written:
       description: Number of chunks uploaded by this run.
       type: int
+    chunks_checked:
+      description:
+        - Number of chunks asked about with one HEAD request each, because no earlier backup of the volume
+          named them and the bank was too big to list (see docs/bank-format.md, Deduplication).
+      type: int
+    requests:
+      description: Bank requests the backup made, by kind (C(get), C(head), C(put), C(list) pages, C(delete)).
+      type: dict
+      sample: {"get": 4, "head": 0, "put": 4, "list": 1, "delete": 2}
     compression_ratio:
       description: RV(stats.new_bytes) divided by RV(stats.bytes_written).
       type: float
@@ -268,6 +286,12 @@ stats:
           C(bytes_downloaded) (bytes read from Glance, ranges included) and C(range_requests).
       type: dict
       sample: {"transfer_format": "vdi", "image_size": 2149580800, "bytes_downloaded": 2149580800, "range_requests": 0}
+would_create_bank:
+  description:
+    - In check mode, whether the bank (bucket, container or directory) is missing and the run would create it
+      (O(bank.create=true)); check mode itself never creates it.
+  returned: in check mode, when the backup does not exist yet
+  type: bool
 temporaries:
   description: The temporary resources of this run.
   returned: always

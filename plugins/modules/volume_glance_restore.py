@@ -44,31 +44,39 @@ options:
     required: true
   description:
     description:
-      - Description of the new volume.
+      - Description of the new volume, at most 255 characters.
     type: str
   metadata:
     description:
       - Metadata of the new volume, added to the source volume's metadata kept in the backup.
+      - Keys of 1 to 255 characters and values of at most 255 (Cinder's limits); keys starting with
+        C(openstack_dr_bank_) are set by this collection and refused.
     type: dict
     default: {}
   parallelism:
     description:
-      - Chunks fetched from the bank ahead of the upload (1 to 64).
+      - Chunks fetched from the bank ahead of the upload, from V(1) to V(64).
     type: int
     default: 4
   restore_name:
     description:
-      - Name of the new volume. A volume of that name that was not restored from this backup is an error,
-        and so is the unfinished volume of an interrupted restore (remove it with the cleanup role first).
+      - Name of the new volume. A volume of that name that was not restored from this backup is an error.
+      - A volume of that name that an interrupted restore of this backup left unfinished is completed when
+        Cinder filled it from that run's verified image (bootable flag, image metadata, tags), and otherwise
+        removed and restored again; RV(earlier_restore) says which. Only a complete volume (available, no
+        temporary tag, with the restore's completion mark) counts as already restored.
+      - Cinder's rules for names; 1 to 255 characters, no control characters, no leading or trailing whitespace,
+        and no character outside the Basic Multilingual Plane (4-byte UTF-8, such as emoji).
     type: str
     required: true
   size:
     description:
-      - Size of the new volume in GiB; at least the size of the backed up volume, which is the default.
+      - Size of the new volume in GiB; at least the size of the backed up volume, which is the default,
+        and at most V(1048576). A size below the backup's is refused before anything is created.
     type: int
   temporary_prefix:
     description:
-      - Prefix of the name of the temporary image.
+      - Prefix of the name of the temporary image; 1 to 64 printable characters, without a slash or backslash.
     type: str
     default: dr-bank-tmp-
   transfer_format:
@@ -140,6 +148,24 @@ transfer_format:
   returned: changed
   type: dict
   sample: {"format": "qcow2", "reason": "auto: qcow2, the fastest sparse format this Glance accepts"}
+earlier_restore:
+  description:
+    - The volume of that name that an earlier restore of this backup made, when there is one.
+  returned: when such a volume was found
+  type: dict
+  contains:
+    volume_id:
+      description: Its id.
+      type: str
+    status:
+      description: Its status when found.
+      type: str
+    complete:
+      description: Whether it was complete (then nothing is done and RV(ignore:changed) is false).
+      type: bool
+    outcome:
+      description: V(found) (complete, or in check mode), V(completed), or V(removed and restored again).
+      type: str
 volume_type_reason:
   description: Why the volume got its volume type.
   returned: always

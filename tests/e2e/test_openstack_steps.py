@@ -311,8 +311,9 @@ def test_restore_side_at_site_b(site_b, devcloud_sites):
     payload = make_payload(tag)
     source_type = "gold-a"
     chosen, reason = restore_steps.resolve_volume_type(site_b, None, source_type)
-    assert chosen is None and "gold-a does not exist" in reason and "(nfs)" in reason
-    assert restore_steps.resolve_volume_type(site_b, None, "nfs")[0] == "nfs"
+    default_b = devcloud_sites["sites"]["site-b"]["volume_types"]["default"]  # nfs or rbd: site B's backend
+    assert chosen is None and "gold-a does not exist" in reason and f"({default_b})" in reason
+    assert restore_steps.resolve_volume_type(site_b, None, default_b)[0] == default_b
     with pytest.raises(InvalidInputError, match="unknown volume_type gold-a; available: .*gold-b"):
         restore_steps.resolve_volume_type(site_b, "gold-a", None)
     volume_type, _reason = restore_steps.resolve_volume_type(site_b, "gold-b", source_type)

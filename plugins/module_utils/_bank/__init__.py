@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import BANK_TYPES, backend_arguments, retry_policy
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankMissingError, InvalidInputError
 
 __all__ = ["Bank", "BankObject", "open_bank", "retry_policy", "BANK_TYPES"]
 
@@ -26,17 +26,24 @@ def _backend_class(kind: str) -> type[Bank]:
     return SwiftBank
 
 
-def open_bank(config: dict) -> Bank:
+def open_bank(config: dict, read_only: bool = False) -> Bank:
     """Open (and with ``create: true`` create) the bank described by the ``bank`` option.
 
     Keys set to ``None`` are ignored, so the dict Ansible builds from the argument
     spec can be passed as it is. The bucket or container is checked (one request),
     so wrong credentials and unreachable endpoints fail here with a ``BankError``.
+    ``read_only`` (modules that only read a bank) never creates one, whatever ``create`` says.
     """
     if not isinstance(config, dict):
-        raise InvalidInputError("O(bank) must be a dict")
+        raise InvalidInputError(f"O(bank) must be a dict, got a {type(config).__name__}")
     kind = config.get("type")
     if kind not in BANK_TYPES:
         raise InvalidInputError(f"O(bank.type) must be one of {', '.join(BANK_TYPES)}, got {kind!r}")
-    arguments = backend_arguments(kind, config)
-    return _backend_class(kind)(**arguments)
+    arguments = backend_arguments(kind, dict(config, create=False) if read_only else config)
+    try:
+        return _backend_class(kind)(**arguments)
+    except BankMissingError as missing:
+        if not read_only:
+            raise
+        advice = f"this module only reads a bank and never creates one, whatever create says: check the {missing.what} and the prefix"
+        raise BankMissingError(missing.bank_description, missing.what, advice) from None

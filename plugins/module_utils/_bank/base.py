@@ -28,6 +28,8 @@ class Bank(abc.ABC):
 
     #: Human readable location used in every error message, e.g. "s3://bucket/prefix".
     description: str = "bank"
+    #: Keys one listing request returns (S3's page; Swift's is 10,000): how request counts are estimated.
+    list_page_size: int = 1000
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:

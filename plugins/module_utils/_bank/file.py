@@ -11,7 +11,7 @@ import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.object_keys import normalize_root_prefix, validate_key, validate_prefix
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, BankMissingError, InvalidInputError
 
 # Temporary files of in-flight writes start with this; listings skip them and keys may not use it.
 TEMP_PREFIX = ".bank-tmp-"
@@ -44,7 +44,7 @@ class FileBank(Bank):
         self.fsync = fsync
         if not os.path.isdir(self.root):
             if not create:
-                raise BankError(f"{self.description}: the directory does not exist (set create: true to create it)", bank=self.description)
+                raise BankMissingError(self.description, "directory")
             try:
                 os.makedirs(self.root, exist_ok=True)
             except OSError as exc:

@@ -41,6 +41,8 @@ class BankOption(t.NamedTuple):
     required_for: tuple[str, ...] = ()
     #: The smallest value ``open_bank`` accepts (numbers only).
     minimum: float | None = None
+    #: The largest value ``open_bank`` accepts (numbers only): above it, a typo.
+    maximum: float | None = None
     #: Environment variables the backend or its SDK reads when the option is not set.
     env: tuple[str, ...] = ()
     #: Types that accept the option and ignore it (a file bank takes the network settings).
@@ -63,21 +65,21 @@ BANK_OPTIONS: tuple[BankOption, ...] = (
     BankOption("cloud", "raw", "The OpenStack cloud holding the container, for O(bank.type=swift). Required for that type.",
                ("swift",), no_log=False, required_for=("swift",)),
     BankOption("connect_timeout", "float", "Seconds to wait for a connection to the object store (V(s3), V(swift)).",
-               _REMOTE, minimum=0.001, ignored_by=("file",)),
+               _REMOTE, minimum=0.001, maximum=3600, ignored_by=("file",)),
     BankOption("container", "str", "The container, for O(bank.type=swift). Required for that type.", ("swift",), required_for=("swift",)),
     BankOption("create", "bool", "Create the directory, bucket or container when it does not exist.", BANK_TYPES, default=False),
     BankOption("endpoint_url", "str", "The S3 endpoint, for example V(https://rgw.example.com:8080) or V(http://swift.example.com:8080).",
                ("s3",), env=("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")),
     BankOption("max_attempts", "int", "How many times one request is tried in all when it fails with a transient error.",
-               _REMOTE, default=DEFAULT_MAX_ATTEMPTS, minimum=1, ignored_by=("file",), argument="retry"),
+               _REMOTE, default=DEFAULT_MAX_ATTEMPTS, minimum=1, maximum=100, ignored_by=("file",), argument="retry"),
     BankOption("max_total_time", "float", "Seconds after which a failing request is no longer retried, whatever O(bank.max_attempts) allows.",
-               _REMOTE, default=DEFAULT_MAX_TOTAL_SECONDS, minimum=0, ignored_by=("file",), argument="retry"),
+               _REMOTE, default=DEFAULT_MAX_TOTAL_SECONDS, minimum=0, maximum=86400, ignored_by=("file",), argument="retry"),
     BankOption("path", "path", "The bank's directory, for O(bank.type=file). Required for that type.", ("file",), required_for=("file",)),
     BankOption("prefix", "str", "Keep the bank under this key prefix (V(s3), V(swift)) or subdirectory (V(file)), so one bucket or "
                "container can hold several banks.", BANK_TYPES, default=""),
     BankOption("profile", "str", "A profile of the AWS shared configuration files.", ("s3",), env=("AWS_PROFILE",)),
     BankOption("read_timeout", "float", "Seconds to wait for data from the object store (V(s3), V(swift)).",
-               _REMOTE, minimum=0.001, ignored_by=("file",)),
+               _REMOTE, minimum=0.001, maximum=3600, ignored_by=("file",)),
     BankOption("region", "str", "The S3 region.", ("s3",), env=("AWS_REGION", "AWS_DEFAULT_REGION")),
     BankOption("region_name", "str", "The region of the cloud's object store, for O(bank.type=swift).", ("swift",)),
     BankOption("secret_key", "str", "The S3 secret key.", ("s3",), no_log=True, env=("AWS_SECRET_ACCESS_KEY",)),
@@ -140,7 +142,9 @@ def _number(config: t.Mapping[str, t.Any], option: BankOption) -> t.Any:
     except (TypeError, ValueError):
         raise InvalidInputError(f"O(bank.{option.name}) must be a number, got {value!r}") from None
     if option.minimum is not None and value < option.minimum:
-        raise InvalidInputError(f"O(bank.{option.name}) must be at least {option.minimum}, got {value!r}")
+        raise InvalidInputError(f"O(bank.{option.name}) must be at least {option.minimum}, got {value!r}", option=f"bank.{option.name}")
+    if option.maximum is not None and value > option.maximum:
+        raise InvalidInputError(f"O(bank.{option.name}) must be at most {option.maximum}, got {value!r}", option=f"bank.{option.name}")
     return value
 
 
@@ -155,7 +159,7 @@ def retry_policy(config: t.Mapping[str, t.Any]) -> RetryPolicy:
 
 
 def _value(config: t.Mapping[str, t.Any], option: BankOption) -> t.Any:
-    if option.minimum is not None:
+    if option.minimum is not None or option.maximum is not None:
         return _number(config, option)
     value = config.get(option.name)
     if option.type == "bool" and value is not None:
@@ -172,7 +176,7 @@ def backend_arguments(kind: str, config: t.Mapping[str, t.Any]) -> dict[str, t.A
     given = {name for name, value in config.items() if value is not None}
     unknown = sorted(given - accepted_options(kind))
     if unknown:
-        raise InvalidInputError(f"O(bank) of type {kind} does not take {', '.join(unknown)}")
+        raise InvalidInputError(f"O(bank) of type {kind} does not take {', '.join(unknown)}", option="bank")
     arguments: dict[str, t.Any] = {}
     for option in BANK_OPTIONS:
         value = _value(config, option)  # ignored numbers are checked too

@@ -19,7 +19,7 @@ import socket
 import time
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, BankMissingError
 
 T = t.TypeVar("T")
 
@@ -169,7 +169,7 @@ class RetryingCall:
         """Check the bank's bucket or container (``what``) with one request; make it when absent if ``create``."""
         def missing() -> None:
             if not create:
-                raise BankError(f"{self.description}: the {what} does not exist (set create: true to create it)", bank=self.description)
+                raise BankMissingError(self.description, what)
             self("", f"create the {what}", make)
 
         self("", f"reach the {what}", reach, not_found=missing)

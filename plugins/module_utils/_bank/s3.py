@@ -30,6 +30,15 @@ DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
 DEFAULT_REGION = "us-east-1"
 MIN_POOL_CONNECTIONS = 16
 _NOT_FOUND_CODES = frozenset(("404", "NoSuchKey", "NotFound"))
+# S3 error codes of a refused request, and which option to check.
+S3_REFUSAL_ADVICE = {
+    # Swift's s3api also answers this for an access key it does not know.
+    "SignatureDoesNotMatch": "the request's signature does not match: check bank.secret_key (and that bank.access_key is its access key)",
+    "InvalidAccessKeyId": "the service does not know this access key: check bank.access_key",
+    "InvalidToken": "check bank.session_token",
+    "ExpiredToken": "the temporary credentials have expired: renew bank.session_token",
+    "AccessDenied": "the credentials are valid but may not use this bucket: check the bucket's owner and policy for bank.access_key",
+}
 # S3 error codes that mean "try again later".
 TRANSIENT_ERROR_CODES = frozenset((
     "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
@@ -202,12 +211,35 @@ class S3Bank(Bank):
         # us-east-1 is the one region that refuses an explicit LocationConstraint.
         if self.region != DEFAULT_REGION:
             params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-        self._call.reach_or_create(
-            "bucket",
-            reach=lambda: self.client.head_bucket(Bucket=self.bucket),
-            make=lambda: self.client.create_bucket(**params),
-            create=create,
-        )
+        self._call.reach_or_create("bucket", reach=self._reach_bucket, make=lambda: self.client.create_bucket(**params), create=create)
+
+    def _reach_bucket(self) -> None:
+        """HEAD the bucket; a bare 403 or 404 is explained by what a GET of the bucket answers."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as refusal:
+            # HEAD answers carry no body, so no S3 error code: the GET's code says which credential
+            # is wrong, or that the endpoint is no S3 service at all.
+            if _error_code(refusal)[1] in (403, 404):
+                self._explain_refusal(refusal)
+            raise
+
+    def _explain_refusal(self, refusal: BaseException) -> None:
+        try:
+            self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except botocore.exceptions.ClientError as probe:
+            code, status = _error_code(probe)
+        else:
+            return
+        advice = S3_REFUSAL_ADVICE.get(code or "")
+        if advice:
+            raise BankError(f"{self.description}: the S3 service refused the request ({code}, HTTP {status}): {advice}",
+                            bank=self.description) from refusal
+        if code and not code.isdigit():
+            return  # an S3 answer (NoSuchBucket...): the HEAD's own failure stands
+        raise BankError(
+            f"{self.description}: the endpoint does not answer as an S3 service (HTTP {status} without an S3 error code): "
+            "check endpoint_url (an S3 or Swift s3api endpoint, not Keystone's or Swift's own API)", bank=self.description) from refusal
 
     def _full(self, key: str) -> str:
         return self.prefix + validate_key(key)

@@ -92,6 +92,8 @@ class SwiftBank(Bank):
     The parameters named like a ``bank`` suboption are that option (doc_fragments/_bank.py); ``None`` means unset.
     """
 
+    list_page_size = 10000  # the default container_listing_limit
+
     def __init__(
         self,
         *,

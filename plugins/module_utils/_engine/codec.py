@@ -5,10 +5,14 @@
 Object layout: magic ``ODB1``, one flags byte (bit 0 zstd, bit 1 AES-256-GCM),
 a 12-byte nonce when encrypted, then the payload. Encryption binds the chunk's
 id and the header as associated data, so a chunk cannot be swapped for another.
+In an encrypted bank the same key seals the bank's documents (manifests and
+progress objects): ``seal_document`` and ``open_document``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -17,6 +21,7 @@ import threading
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
+    ManifestError,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._optional_imports import (
     CRYPTOGRAPHY_IMPORT_ERROR,
@@ -29,6 +34,8 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._optional_import
 )
 
 MAGIC = b"ODB1"
+DOCUMENT_CIPHER = "aes-256-gcm"
+DOCUMENT_COMPRESSION = "zstd"
 FLAG_ZSTD = 0x01
 FLAG_AES_GCM = 0x02
 NONCE_SIZE = 12
@@ -66,6 +73,11 @@ class ChunkCodec:
     @property
     def encrypted(self) -> bool:
         return self._aead is not None
+
+    @property
+    def document_sealer(self) -> ChunkCodec | None:
+        """What seals the bank's manifests and progress objects: this codec in an encrypted bank, else None."""
+        return self if self._aead is not None else None
 
     def identity(self, plaintext: bytes) -> bytes:
         """The chunk's id: SHA-256 of the plaintext, or a keyed HMAC in an encrypted bank."""
@@ -131,3 +143,36 @@ class ChunkCodec:
         if not hmac.compare_digest(self.identity(plaintext), digest):
             raise IntegrityError(f"{where} does not match its content hash: the stored data is damaged")
         return plaintext
+
+    # -- documents ---------------------------------------------------------------------------------
+
+    def seal_document(self, plaintext: bytes, associated: bytes) -> dict:
+        """``plaintext`` compressed, then encrypted and authenticated with ``associated`` bound: the JSON
+        ``sealed`` member of a version 2 document."""
+        if self._aead is None:
+            raise ValueError("only an encrypted bank seals documents")
+        nonce = os.urandom(NONCE_SIZE)
+        ciphertext = self._aead.encrypt(nonce, self._compressor().compress(plaintext), associated)
+        return {"cipher": DOCUMENT_CIPHER, "compression": DOCUMENT_COMPRESSION,
+                "nonce": base64.b64encode(nonce).decode("ascii"), "ciphertext": base64.b64encode(ciphertext).decode("ascii")}
+
+    def open_document(self, sealed: object, associated: bytes, where: str) -> bytes:
+        """The plaintext of a ``sealed`` member, or ``ManifestError`` when it was altered, moved or is not ours."""
+        if self._aead is None:
+            raise ManifestError(f"{where} is encrypted, but the bank is not: it belongs to another bank")
+        if (not isinstance(sealed, dict) or sealed.get("cipher") != DOCUMENT_CIPHER
+                or sealed.get("compression") != DOCUMENT_COMPRESSION):
+            raise ManifestError(f"{where} is sealed in a way this collection does not read")
+        try:
+            nonce = base64.b64decode(sealed["nonce"], validate=True)
+            ciphertext = base64.b64decode(sealed["ciphertext"], validate=True)
+            payload = self._aead.decrypt(nonce, ciphertext, associated)
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise ManifestError(f"{where} is truncated or corrupt: {exc}") from exc
+        except cryptography_exceptions.InvalidTag:
+            raise ManifestError(
+                f"{where} failed authentication: it was altered, moved from another key or written by another bank") from None
+        try:
+            return self._decompressor().decompress(payload)
+        except zstandard.ZstdError as exc:
+            raise ManifestError(f"{where} does not decompress: {exc}") from exc

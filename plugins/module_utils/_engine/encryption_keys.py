@@ -81,8 +81,8 @@ def _keys_from_config(config: dict, passphrase: str | None, where: str) -> BankK
     if not encryption:
         if passphrase is not None:
             raise EncryptionError(
-                f"The bank {where} is not encrypted, but an encryption passphrase was given. "
-                "A bank is either encrypted or not: use another bank or drop the passphrase.")
+                f"The bank {where} is not encrypted, but encryption_passphrase was given. "
+                "A bank is either encrypted or not: use another bank or leave encryption_passphrase out.")
         return BankKeys()
     if passphrase is None:
         raise EncryptionError(f"The bank {where} is encrypted: the option encryption_passphrase is required")

@@ -18,6 +18,8 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.chunking
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import (
     DEFAULT_PROGRESS_INTERVAL,
+    PROGRESS_STALE_AFTER,
+    DocumentSealer,
     Progress,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
@@ -26,6 +28,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout i
     MANIFEST_NAME,
     PROGRESS_NAME,
     backup_id_for_name,
+    backup_prefix,
     digest_from_chunk_key,
     looks_like_backup_id,
     manifest_key,
@@ -33,7 +36,8 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout i
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import (
     DEFAULT_LOCK_WAIT_TIMEOUT,
-    DEFAULT_STALE_AFTER,
+    Holder,
+    holder_is_dead,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.reader import BackupReader
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import DEFAULT_CHUNK_SIZE
@@ -96,12 +100,26 @@ class BackupStore:
         """Read the bank configuration (proving credentials and passphrase); False if the bank is empty."""
         return self.open_codec() is not None
 
+    def document_sealer(self) -> DocumentSealer | None:
+        """What opens the bank's sealed manifests and progress objects: None in a plain (or empty) bank.
+
+        In an encrypted bank this needs the passphrase: without it, reading any backup fails.
+        """
+        codec = self.open_codec()
+        return codec.document_sealer if codec is not None else None
+
     # -- finding backups ---------------------------------------------------------------------------
 
-    @staticmethod
-    def backup_id_for(backup: str) -> str:
-        """A backup is named by its id or by its name; names map to ids deterministically."""
-        return backup if looks_like_backup_id(backup) else backup_id_for_name(backup)
+    def backup_id_for(self, backup: str) -> str:
+        """A backup is named by its id or by its name; names map to ids deterministically.
+
+        A name wins: a value that looks like an id is read as an id only when no backup has it as its
+        name, so a name is never resolved as another backup's id (names like ids are refused since 0.1.0).
+        """
+        named = backup_id_for_name(backup)
+        if not looks_like_backup_id(backup) or any(True for dummy in self.bank.list(backup_prefix(named))):
+            return named
+        return backup
 
     def load_manifest(self, backup: str) -> Manifest | None:
         """The complete backup named ``backup`` (name or id), or None when there is none."""
@@ -113,8 +131,11 @@ class BackupStore:
         return self.manifest_at(key, data)
 
     def manifest_at(self, key: str, data: bytes | None = None) -> Manifest:
-        """The manifest stored at ``key`` (read from the bank unless ``data`` is given)."""
-        return Manifest.from_bytes(self.bank.get(key) if data is None else data, f"{self.bank.description}/{key}")
+        """The manifest stored at ``key`` (read from the bank unless ``data`` is given): every reader of
+        manifests comes here, so a sealed one is opened the same way everywhere."""
+        sealer = self.document_sealer()
+        return Manifest.from_bytes(self.bank.get(key) if data is None else data, f"{self.bank.description}/{key}",
+                                   sealer, key)
 
     def load_progress(self, backup: str) -> Progress | None:
         """The progress object of an incomplete backup, or None when there is none."""
@@ -124,10 +145,11 @@ class BackupStore:
             data = self.bank.get(key)
         except BankObjectNotFoundError:
             return None
-        return Progress.from_bytes(data, backup_id, f"{self.bank.description}/{key}")
+        return Progress.from_bytes(data, backup_id, f"{self.bank.description}/{key}", self.document_sealer(), key)
 
     def list_backups(self, name: str | None = None, source_volume: str | None = None) -> list[ListedBackup]:
         """Every backup, complete or in progress, newest first; filters match exactly."""
+        self.document_sealer()  # an encrypted bank shows nothing without its passphrase, not even an empty list
         found: dict[str, set[str]] = {}
         for entry in self.bank.list(BACKUPS_PREFIX):
             parts = entry.key[len(BACKUPS_PREFIX):].split("/")
@@ -153,8 +175,11 @@ class BackupStore:
         progress = self.load_progress(backup_id)
         if progress is None:
             return None
-        # A running backup updates its progress every progress_interval (30 s by default).
-        status = STALLED if progress.stalled(DEFAULT_STALE_AFTER) else progress.status
+        # A running backup updates its progress every progress_interval (30 s by default); one whose
+        # process is gone from this host is stalled at once.
+        stalled = progress.stalled(PROGRESS_STALE_AFTER) or (
+            progress.status == "in_progress" and holder_is_dead(Holder.from_dict(progress.holder)))
+        status = STALLED if stalled else progress.status
         return ListedBackup(backup_id, status, progress=progress)
 
     def stored_chunks(self) -> t.Iterator[tuple[bytes, BankObject]]:

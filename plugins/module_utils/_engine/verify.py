@@ -51,7 +51,7 @@ def verify_backup(store: BackupStore, backup: str, mode: str = PRESENCE, percent
     manifest = store.load_manifest(backup)
     if manifest is None:
         raise InvalidInputError(f"No complete backup {backup!r} in the bank {store.bank.description}")
-    # Presence needs no key; reading the data back does.
+    # Presence reads no chunk; reading the data back decodes each one.
     codec = store.open_codec() if mode == DATA else None
     digests = manifest.chunk_map.unique_data_digests()
     present = {digest for digest, dummy in store.stored_chunks() if digest in digests}

@@ -21,6 +21,7 @@ import time
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.counting import CountingBank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.chunking import (
     rechunk,
     validate_chunk_size,
@@ -31,56 +32,28 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.chunking
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import Progress, utc_now
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.known_chunks import (
+    KnownChunks,
+    PackedIdSet,
+    read_source_index,
+    source_index_bytes,
+    source_index_key,
+    source_volume_id,
+)
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
-    CHUNKS_PREFIX,
     chunk_key,
-    digest_from_chunk_key,
     manifest_key,
     progress_key,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks import SHARED, BankLock
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.malloc_arenas import limit_malloc_arenas
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import MIB
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import IntegrityError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, IntegrityError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import (
-    DIGEST_SIZE,
     ChunkMap,
     Manifest,
     ZeroClusterMap,
 )
-
-
-class StoredChunkIndex:
-    """The ids of the chunks a bank held when the backup started: one listing instead of a request per chunk.
-
-    Packed and sorted (32 bytes per chunk, 8 MiB for a full 1 TiB volume) rather than a set of bytes
-    objects, which would cost about four times as much memory.
-    """
-
-    def __init__(self, digests: t.Iterable[bytes]) -> None:
-        ordered = sorted(set(digests))
-        self._packed = b"".join(ordered)
-        self._count = len(ordered)
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __contains__(self, digest: bytes) -> bool:
-        low, high = 0, self._count
-        while low < high:
-            middle = (low + high) // 2
-            candidate = self._packed[middle * DIGEST_SIZE:(middle + 1) * DIGEST_SIZE]
-            if candidate == digest:
-                return True
-            if candidate < digest:
-                low = middle + 1
-            else:
-                high = middle
-        return False
-
-    @classmethod
-    def from_bank(cls, bank: Bank) -> StoredChunkIndex:
-        return cls(digest for digest in (digest_from_chunk_key(entry.key) for entry in bank.list(CHUNKS_PREFIX)) if digest)
 
 
 @dataclasses.dataclass
@@ -96,6 +69,8 @@ class BackupStats:
     zero_chunks: int = 0
     duplicate_chunks: int = 0
     chunks_written: int = 0
+    chunks_checked: int = 0  # existence checks (HEAD) of chunks no parent backup or listing named
+    requests: dict = dataclasses.field(default_factory=dict)  # bank requests by kind, live from CountingBank
     started: float = dataclasses.field(default_factory=time.monotonic)
     seconds: float = 0.0
 
@@ -111,6 +86,8 @@ class BackupStats:
             "zero_chunks": self.zero_chunks,
             "duplicate_chunks": self.duplicate_chunks,
             "chunks_written": self.chunks_written,
+            "chunks_checked": self.chunks_checked,
+            "requests": dict(self.requests),
             "compression_ratio": round(self.new_bytes / self.bytes_written, 3) if self.bytes_written else None,
             "seconds": round(seconds, 3),
             "mib_per_second": round(self.bytes_read / MIB / seconds, 1) if seconds > 0 else None,
@@ -125,6 +102,7 @@ class _ChunkOutcome:
     zero_clusters: bytes | None
     stored: bool
     written: int
+    checked: bool = False
 
 
 class _InFlight:
@@ -158,6 +136,7 @@ class _InFlight:
             stats.zero_chunks += 1
             return
         outcome: _ChunkOutcome = future.result()
+        stats.chunks_checked += outcome.checked
         self.chunk_map.append_data(outcome.digest)
         if outcome.zero_clusters is not None:
             self.zero_clusters.add(self.chunk_map.chunk_count - 1, outcome.zero_clusters)
@@ -176,7 +155,8 @@ class BackupWriter:
     def __init__(self, bank: Bank, codec: ChunkCodec, *, backup_id: str, backup_name: str,
                  description: str, source: dict, chunk_size: int, parallelism: int,
                  progress_interval: float, lock_wait_timeout: float) -> None:
-        self.bank = bank
+        # Counted, so the stats say what the run asked of the bank.
+        self.bank = CountingBank(bank)
         self.codec = codec
         self.backup_id = backup_id
         self.backup_name = backup_name
@@ -186,12 +166,15 @@ class BackupWriter:
         self.parallelism = validate_parallelism(parallelism)
         self.progress_interval = progress_interval
         self.lock_wait_timeout = lock_wait_timeout
-        self.stats = BackupStats()
+        self.stats = BackupStats(requests=self.bank.counts)
         limit_malloc_arenas()  # before the pool's threads exist
         self._zero_chunk = bytes(self.chunk_size)
         self._zero_bitmap_size = zero_bitmap_size(self.chunk_size)
         self._known_chunks: set[bytes] = set()
-        self._stored_chunks = StoredChunkIndex(())
+        self._stored = KnownChunks(PackedIdSet(), check_each=True, parents=[], listed=False)
+        volume_id = source_volume_id(self.source)
+        self._source_index_key = source_index_key(codec.identity, volume_id) if volume_id else None
+        self._source_index: list[str] = []
         self._known_lock = threading.Lock()
         self._created_at = utc_now()
         self._expected_size: int | None = None
@@ -204,7 +187,7 @@ class BackupWriter:
     def _store_chunk(self, chunk: bytes) -> _ChunkOutcome:
         zero_clusters = zero_cluster_bitmap(chunk, self._zero_bitmap_size)
         digest = self.codec.identity(chunk)
-        if digest in self._stored_chunks:
+        if digest in self._stored.known:
             return _ChunkOutcome(digest, zero_clusters, False, 0)
         # Claimed before the upload, so a chunk repeated within the run is stored once;
         # if the claiming upload fails the whole backup fails, so the claim never hides a gap.
@@ -213,9 +196,13 @@ class BackupWriter:
             self._known_chunks.add(digest)
         if seen:
             return _ChunkOutcome(digest, zero_clusters, False, 0)
+        key = chunk_key(digest)
+        # Another volume may hold it (clones of one image): one HEAD, here in the pool, beside the hashing.
+        if self._stored.check_each and self.bank.exists(key):
+            return _ChunkOutcome(digest, zero_clusters, False, 0, checked=True)
         blob = self.codec.encode(digest, chunk)
-        self.bank.put(chunk_key(digest), blob)
-        return _ChunkOutcome(digest, zero_clusters, True, len(blob))
+        self.bank.put(key, blob)
+        return _ChunkOutcome(digest, zero_clusters, True, len(blob), checked=self._stored.check_each)
 
     # -- progress, for bank_backup_info and resumed runs -----------------------------------------
 
@@ -227,8 +214,9 @@ class BackupWriter:
         progress = Progress(
             backup_id=self.backup_id, backup_name=self.backup_name, status=status, started_at=self._created_at,
             updated_at=utc_now(), bytes_done=self.stats.bytes_read, bytes_total=self._expected_size,
-            source=self.source, error=error)
-        self.bank.put(progress_key(self.backup_id), progress.to_bytes())
+            source=self.source, error=error, holder=self._lock.holder.as_dict() if self._lock is not None else None)
+        key = progress_key(self.backup_id)
+        self.bank.put(key, progress.to_bytes(self.codec.document_sealer, key))
 
     # -- the stream ------------------------------------------------------------------------------
 
@@ -241,12 +229,16 @@ class BackupWriter:
         mismatch raises ``IntegrityError`` and no manifest can be committed.
         """
         self._expected_size = expected_size
-        self._lock = BankLock(self.bank, SHARED, f"backup {self.backup_name}", wait_timeout=self.lock_wait_timeout)
+        # Locks are read without the passphrase: an encrypted bank's lock names the backup by id only.
+        label = self.backup_id if self.codec.encrypted else self.backup_name
+        self._lock = BankLock(self.bank, SHARED, f"backup {label}", wait_timeout=self.lock_wait_timeout)
         self._lock.acquire()
         try:
             self._write_progress("in_progress", force=True)
-            # Listed under the shared lock: no deletion can remove a listed chunk until we are done.
-            self._stored_chunks = StoredChunkIndex.from_bank(self.bank)
+            # Under the shared lock: no deletion or prune can remove a chunk found here until we are done.
+            self._source_index = (read_source_index(self.bank, self._source_index_key, self.codec.document_sealer)
+                                  if self._source_index_key else [])
+            self._stored = KnownChunks.gather(self.bank, self._source_index, self.backup_id, sealer=self.codec.document_sealer)
             self._manifest = self._store_chunks(pieces, expected_hash)
         except BaseException as exc:
             self.abort(exc)
@@ -258,14 +250,26 @@ class BackupWriter:
             raise RuntimeError("commit() needs a successful write_chunks()")
         try:
             self._lock.assert_still_held()
-            self.bank.put(manifest_key(self.backup_id), self._manifest.to_bytes())
+            key = manifest_key(self.backup_id)
+            self.bank.put(key, self._manifest.to_bytes(self.codec.document_sealer, key))
             self.bank.delete_many([progress_key(self.backup_id)])
         except BaseException as exc:
             self.abort(exc)
             raise
+        self._update_source_index()
         self._lock.release()
         self._lock = None
         return self._manifest
+
+    def _update_source_index(self) -> None:
+        """The next backup of this volume starts from this one's chunk ids: a hint, never a dependency."""
+        if not self._source_index_key:
+            return
+        try:
+            self.bank.put(self._source_index_key, source_index_bytes(self.backup_id, self._source_index,
+                                                                     self.codec.document_sealer, self._source_index_key))
+        except BankError:
+            pass  # the backup is complete; the next one of this volume asks per chunk instead
 
     def abort(self, error: BaseException | str | None = None) -> None:
         """Give up: no manifest, the progress object says why, the lock is released."""

@@ -12,7 +12,7 @@ from ._engine.memory_bank import MemoryBank
 def memory_bank_for(monkeypatch, flow) -> MemoryBank:
     """An in-memory bank that ``flow`` opens whatever its bank option says."""
     bank = MemoryBank()
-    monkeypatch.setattr(flow, "open_bank", lambda config: bank)
+    monkeypatch.setattr(flow, "open_bank", lambda config, read_only=False: bank)
     return bank
 
 

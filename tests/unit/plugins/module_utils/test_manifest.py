@@ -166,8 +166,8 @@ def test_an_invalid_zero_cluster_map_is_refused(records, message):
 
 def test_a_manifest_of_a_newer_format_asks_for_a_newer_collection():
     document = json.loads(make_manifest(MIB, MIB).to_bytes())
-    document["format_version"] = 2
-    with pytest.raises(ManifestError, match="format version 2; this collection reads version 1. Use a newer"):
+    document["format_version"] = 3
+    with pytest.raises(ManifestError, match="format version 3; this collection reads version 1 and 2. Use a newer"):
         Manifest.from_bytes(json.dumps(document).encode(), "future")
 
 

@@ -82,3 +82,26 @@ def test_the_invocation_log_already_masks_nested_secrets(capsys: pytest.CaptureF
     answer(capsys, lambda module: {"changed": False}, secrets=password_of)
     assert logged and logged[0].startswith("Invoked with") and "cloud=" in logged[0]
     assert "hunter2" not in logged[0]
+
+
+def test_notices_of_deep_layers_become_warnings(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.openstack_dr.bank.plugins.module_utils import _notices  # pylint: disable=import-outside-toplevel
+
+    # Under pytest Ansible believes it runs on the controller and prints warnings instead of returning them.
+    warned: list[str] = []
+    monkeypatch.setattr(_runner.SecretMaskingModule, "warn", lambda self, warning: warned.append(warning))
+
+    def flow(module) -> dict:
+        _notices.add("Broke the stale bank lock of backup x on vm pid 7749")
+        return {"changed": False}
+
+    answer(capsys, flow)
+    assert warned == ["Broke the stale bank lock of backup x on vm pid 7749"]
+
+    def failing(module) -> dict:
+        _notices.add("Broke the stale bank lock of prune on vm pid 1")
+        raise BankError("then the bank failed")
+
+    _code, result = answer(capsys, failing)
+    assert result["failed"] and warned[1:] == ["Broke the stale bank lock of prune on vm pid 1"]
+    assert _notices.take() == []

@@ -58,3 +58,15 @@ def test_a_failed_read_stops_the_hash_thread():
     source.abandon()
     source.hasher._thread.join(10)  # pylint: disable=protected-access
     assert not source.hasher._thread.is_alive()  # pylint: disable=protected-access
+
+
+def test_check_mode_never_creates_the_bank_but_says_it_would(tmp_path):
+    from ansible_collections.openstack_dr.bank.plugins.module_utils._volume_backup import complete_backup, open_backup_bank
+
+    config = {"type": "file", "path": str(tmp_path / "bank"), "create": True}
+    assert open_backup_bank(config, check_mode=True) is None
+    assert not (tmp_path / "bank").exists()
+    assert complete_backup(None, "nightly") is None
+    assert open_backup_bank(config, check_mode=False) is not None
+    assert (tmp_path / "bank").is_dir()
+    assert open_backup_bank(config, check_mode=True) is not None

@@ -25,16 +25,28 @@ class FakeS3Client:
 
     meta = types.SimpleNamespace(endpoint_url="http://s3.test:8080/")
 
-    def __init__(self, answers: list[dict] | None = None, bucket_missing: bool = False) -> None:
+    def __init__(self, answers: list[dict] | None = None, bucket_missing: bool = False,
+                 refusal: tuple[str, int] | None = None) -> None:
         self.answers = list(answers or [])
         self.requests: list[list[str]] = []
         self.bucket_missing = bucket_missing
         self.created: list[dict] = []
+        # What a GET of the bucket answers when HEAD was refused: an S3 code, or a bare status (no S3 service).
+        self.refusal = refusal
 
     def head_bucket(self, Bucket: str) -> dict:  # pylint: disable=invalid-name
         assert Bucket == "bank-bucket"
+        if self.refusal:
+            raise client_error(str(self.refusal[1]), self.refusal[1])
         if self.bucket_missing:
             raise client_error("404", 404)
+        return {}
+
+    def list_objects_v2(self, Bucket: str, MaxKeys: int) -> dict:  # pylint: disable=invalid-name
+        if self.refusal:
+            raise client_error(*self.refusal)
+        if self.bucket_missing:
+            raise client_error("NoSuchBucket", 404)
         return {}
 
     def create_bucket(self, **params) -> dict:
@@ -108,6 +120,21 @@ def test_a_missing_bucket_is_an_error_unless_created_in_its_region():
     client = FakeS3Client(bucket_missing=True)
     bank_with(client, create=True, region="eu-west-3")
     assert client.created == [{"Bucket": "bank-bucket", "CreateBucketConfiguration": {"LocationConstraint": "eu-west-3"}}]
+
+
+@pytest.mark.parametrize("refusal, message", [
+    (("SignatureDoesNotMatch", 403), r"SignatureDoesNotMatch, HTTP 403\): .*check bank.secret_key"),
+    (("InvalidAccessKeyId", 403), r"check bank.access_key"),
+    (("AccessDenied", 403), r"may not use this bucket"),
+    (("404", 404), r"does not answer as an S3 service \(HTTP 404 without an S3 error code\): check endpoint_url"),
+    (("403", 403), r"does not answer as an S3 service"),
+])
+def test_a_refused_bucket_says_which_option_to_check(refusal: tuple[str, int], message: str):
+    for create in (False, True):
+        client = FakeS3Client(refusal=refusal)
+        with pytest.raises(BankError, match=message):
+            bank_with(client, create=create)
+        assert client.created == []
 
 
 def test_us_east_1_buckets_are_created_without_a_location_constraint(monkeypatch: pytest.MonkeyPatch):

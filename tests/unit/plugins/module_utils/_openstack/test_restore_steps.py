@@ -46,6 +46,14 @@ def test_restorable_image_metadata_skips_managed_keys_and_our_tags():
     assert kept == {"hw_disk_bus": "scsi", "os_type": "linux"}
 
 
+def test_restorable_image_metadata_drops_openstacksdk_checksums_of_the_seed_image():
+    kept = restore_steps.restorable_image_metadata({
+        "os_distro": "debian", "owner_specified.openstack.md5": "m", "owner_specified.openstack.sha256": "s",
+        "owner_specified.openstack.object": "images/seed",
+    })
+    assert kept == {"os_distro": "debian"}
+
+
 def test_quota_refusal_is_recognised():
     assert restore_steps._is_quota_error(sdk_exceptions.HttpException("Request Entity Too Large", http_status=413))
     assert restore_steps._is_quota_error(sdk_exceptions.HttpException("VolumeSizeExceedsAvailableQuota: Requested volume", http_status=400))

@@ -1,0 +1,69 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A bank that counts the requests it passes on, by kind, for the ``requests`` of a run's stats."""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
+
+REQUEST_KINDS = ("get", "head", "put", "list", "delete")
+
+
+class CountingBank(Bank):
+    """Passes every call to ``bank`` and counts it: one per get, head (``exists``) and put; a listing
+    counts one request per ``list_page_size`` keys (at least one); deletions count what ``delete_many``
+    reports. Retries inside the backend are not counted: these are the requests the engine asked for."""
+
+    def __init__(self, bank: Bank) -> None:
+        self.inner = bank
+        self.description = bank.description
+        self.list_page_size = bank.list_page_size
+        self.counts = dict.fromkeys(REQUEST_KINDS, 0)
+        self.list_keys = 0
+        self.bytes_read = 0
+        self._lock = threading.Lock()
+
+    def _count(self, kind: str, requests: int = 1, bytes_read: int = 0) -> None:
+        with self._lock:
+            self.counts[kind] += requests
+            self.bytes_read += bytes_read
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return dict(self.counts)
+
+    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        self._count("put")
+        self.inner.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        self._count("get")
+        data = self.inner.get(key)
+        self._count("get", 0, len(data))
+        return data
+
+    def exists(self, key: str) -> bool:
+        self._count("head")
+        return self.inner.exists(key)
+
+    def list(self, prefix: str = "") -> t.Iterator[BankObject]:
+        self._count("list")
+        listed = 0
+        for entry in self.inner.list(prefix):
+            listed += 1
+            if listed > self.list_page_size and listed % self.list_page_size == 1:
+                self._count("list")  # the next page
+            with self._lock:
+                self.list_keys += 1
+            yield entry
+
+    def delete_many(self, keys: t.Iterable[str]) -> int:
+        requests = self.inner.delete_many(keys)
+        self._count("delete", requests)
+        return requests
+
+    def close(self) -> None:
+        self.inner.close()
