@@ -7,6 +7,7 @@ Runs with the devcloud venv's Python (.devcloud/venv/bin/python), as root:
     devcloud.py running   exit 0 when every started process is still alive
     devcloud.py down      stop every process, unmount the shares, free the loop devices
     devcloud.py rss       print the summed RSS of the devcloud's processes (and the bank's)
+    devcloud.py restart-site-b   site B alone, anew, on DEVCLOUD_SITE_B_BACKEND (site A keeps running)
 
 Everything lives under .devcloud/ in the repository root (found from this file's path).
 """
@@ -31,6 +32,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import ceph as ceph_node  # tests/devcloud/ceph.py: the single-node Ceph (RBD for site B, RGW as a bank)
+
 ROOT = Path(__file__).resolve().parents[2]
 DC = (ROOT / ".devcloud").resolve()
 VENV = DC / "venv"
@@ -49,7 +52,12 @@ ADMIN_PASSWORD = "devcloud-admin"
 MEMBER_USER, MEMBER_PASSWORD = "dr-member", "devcloud-member"
 SERVICE_PASSWORD = "devcloud-service"
 PROJECT = "dr"
-DEFAULT_TYPE = "nfs"
+# Site A is on Cinder's NFS driver and Glance's file store; site B on Ceph RBD (Cinder's RBD driver,
+# Glance's RBD store) or, with DEVCLOUD_SITE_B_BACKEND=nfs, like site A. The default type is named
+# after the backend (nfs / rbd), so the type names differ between the sites as they do in real clouds.
+SITE_B_BACKENDS = ("rbd", "nfs")
+SITE_B_BACKEND_DEFAULT = "nfs"
+BACKENDS_FILE = STATE / "backends.json"
 QUOTAS = {"volumes": 10, "snapshots": 10, "gigabytes": 20}
 SHARE_SIZE_GIB = 40
 DB_SERVICES = ("keystone", "glance", "cinder")
@@ -71,6 +79,27 @@ SITES = {
 
 HTTP_TIMEOUT = 90
 POOLS_TIMEOUT = 150
+CEPH_TIMEOUT = 240
+
+
+def wanted_backends() -> dict:
+    """The backend of each site this up asks for: DEVCLOUD_SITE_B_BACKEND (rbd or nfs) for site B."""
+    site_b = os.environ.get("DEVCLOUD_SITE_B_BACKEND", "").strip() or SITE_B_BACKEND_DEFAULT
+    if site_b not in SITE_B_BACKENDS:
+        raise DevcloudError("devcloud", f"DEVCLOUD_SITE_B_BACKEND must be one of {', '.join(SITE_B_BACKENDS)}, not {site_b!r}")
+    return {"site-a": "nfs", "site-b": site_b}
+
+
+def backend_of(name: str) -> str:
+    """The backend a site runs on (recorded at up), else the one asked for."""
+    try:
+        return json.loads(BACKENDS_FILE.read_text())[name]
+    except (OSError, ValueError, KeyError):
+        return wanted_backends()[name]
+
+
+def default_type(name: str) -> str:
+    return backend_of(name)
 
 
 class DevcloudError(Exception):
@@ -274,18 +303,24 @@ def configure_site(name: str) -> None:
         site["keystone"], "keystone.wsgi.api:application",
         {"OS_KEYSTONE_CONFIG_DIR": str(dirs["keystone_conf"].parent)}))
 
+    rbd = backend_of(name) == "rbd"
     shutil.copy(venv_etc / "glance" / "glance-api-paste.ini", dirs["glance_dir"] / "glance-api-paste.ini")
     write(dirs["glance_dir"] / "glance-api.conf", ini({
         "DEFAULT": {
-            "use_stderr": "true", "debug": "false", "enabled_backends": "local:file",
+            "use_stderr": "true", "debug": "false", "enabled_backends": "ceph:rbd" if rbd else "local:file",
             "bind_host": "127.0.0.1", "bind_port": site["glance"],
             "public_endpoint": f"http://127.0.0.1:{site['glance']}",
             "image_cache_dir": f"{base}/glance-cache",
+            # Glance 2024.2+: Cinder reads an image's locations through the service-only locations API
+            # (OSSN-0065), so neither show_image_direct_url nor the deprecated show_multiple_locations
+            # exposes them to users (see docs/devcloud.md).
+            **({"show_image_direct_url": "false", "show_multiple_locations": "false"} if rbd else {}),
         },
         "database": {"connection": f"sqlite:///{base}/glance.sqlite?timeout={SQLITE_BUSY_TIMEOUT}",
                      "sqlite_synchronous": "false"},
-        "glance_store": {"default_backend": "local"},
-        "local": {"filesystem_store_datadir": f"{base}/glance-images"},
+        **({"glance_store": {"default_backend": "ceph"}, "ceph": glance_rbd_store()} if rbd else {
+            "glance_store": {"default_backend": "local"},
+            "local": {"filesystem_store_datadir": f"{base}/glance-images"}}),
         "os_glance_staging_store": {"filesystem_store_datadir": f"{base}/glance-staging"},
         "os_glance_tasks_store": {"filesystem_store_datadir": f"{base}/glance-tasks"},
         "keystone_authtoken": authtoken(site, "glance"),
@@ -329,10 +364,9 @@ def configure_site(name: str) -> None:
             "osapi_volume_listen": "127.0.0.1",
             "osapi_volume_listen_port": site["cinder"],
             "osapi_volume_workers": "1",
-            "enabled_backends": "nfs",
-            "default_volume_type": DEFAULT_TYPE,
+            "enabled_backends": backend_of(name),
+            "default_volume_type": default_type(name),
             "glance_api_servers": f"http://127.0.0.1:{site['glance']}",
-            "glance_api_version": "2",
             "report_interval": "5",
             "periodic_interval": "10",
             "rpc_response_timeout": "120",
@@ -345,7 +379,7 @@ def configure_site(name: str) -> None:
         "coordination": {"backend_url": f"file://{base}/locks"},
         "privsep_osbrick": {"helper_command": helper},
         "cinder_sys_admin": {"helper_command": helper},
-        "nfs": {
+        **({"rbd": cinder_rbd_backend(), "glance": service_auth(site, "cinder")} if rbd else {"nfs": {
             "volume_driver": "cinder.volume.drivers.nfs.NfsDriver",
             "volume_backend_name": "nfs",
             "nfs_shares_config": f"{base}/nfs_shares",
@@ -355,8 +389,50 @@ def configure_site(name: str) -> None:
             "nas_secure_file_operations": "false",
             "nas_secure_file_permissions": "false",
             "max_over_subscription_ratio": "20.0",
-        },
+        }}),
     }))
+
+
+def glance_rbd_store() -> dict:
+    """Glance's RBD store: pool `images`, cephx user `glance`."""
+    return {
+        "rbd_store_pool": "images",
+        "rbd_store_user": "glance",
+        "rbd_store_ceph_conf": ceph_node.CONF,
+        "rbd_store_chunk_size": "8",
+        # Zero chunks are not written: an uploaded 1 GiB volume with 3 MiB of data costs 3 MiB of OSD.
+        "rbd_thin_provisioning": "true",
+        "rados_connect_timeout": "30",
+    }
+
+
+def cinder_rbd_backend() -> dict:
+    """Cinder's RBD driver on pool `volumes`, cephx user `cinder`, copy-on-write as in production."""
+    return {
+        "volume_driver": "cinder.volume.drivers.rbd.RBDDriver",
+        "volume_backend_name": "rbd",
+        "rbd_pool": "volumes",
+        "rbd_user": "cinder",
+        "rbd_ceph_conf": ceph_node.CONF,
+        # A volume from a snapshot stays a copy-on-write clone of it (not flattened), as in production:
+        # deleting the snapshot first makes Cinder flatten that volume (a full copy), or fail
+        # (SnapshotIsBusy) when it cannot.
+        "rbd_flatten_volume_from_snapshot": "false",
+        "rbd_max_clone_depth": "5",
+        "rbd_store_chunk_size": "4",
+        "rados_connect_timeout": "30",
+        "report_discard_supported": "true",
+        "max_over_subscription_ratio": "20.0",
+    }
+
+
+def service_auth(site: dict, user: str) -> dict:
+    """[glance] of cinder.conf: the service user Cinder reads image locations with (Glance's locations
+    API is for the `service` role only); without it Cinder cannot clone images and copies them."""
+    keystone = f"http://127.0.0.1:{site['keystone']}/v3"
+    return {"auth_type": "password", "auth_url": keystone, "username": user, "password": SERVICE_PASSWORD,
+            "project_name": "service", "user_domain_name": "Default", "project_domain_name": "Default",
+            "region_name": site["region"]}
 
 
 def mount_share(name: str) -> None:
@@ -479,11 +555,12 @@ def cinder_setup(name: str) -> None:
     conn = connect(name, admin=True)
     project = conn.identity.find_project(PROJECT, domain_id="default")
     existing = {vtype.name for vtype in conn.block_storage.types()}
-    for tname in (DEFAULT_TYPE, site["extra_type"]):
+    backend = backend_of(name)
+    for tname in (default_type(name), site["extra_type"]):
         if tname not in existing:
             conn.block_storage.create_type(name=tname, is_public=True,
-                                           extra_specs={"volume_backend_name": "nfs"},
-                                           description=f"devcloud {name} type on the NFS backend")
+                                           extra_specs={"volume_backend_name": backend},
+                                           description=f"devcloud {name} type on the {backend.upper()} backend")
     # db sync's __DEFAULT__ type would be a third type at each site (with the same id at both, from
     # the database cache): with default_volume_type set, Cinder lets it go.
     legacy = conn.block_storage.find_type("__DEFAULT__")
@@ -565,7 +642,8 @@ def sync_or_copy_databases(name: str, env: dict) -> None:
         partial.rename(cache)
 
 
-def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list) -> None:
+def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list,
+                  ceph_ready: threading.Event | None = None, ceph_failed: list | None = None) -> None:
     site = SITES[name]
     dirs = site_dirs(name)
     venv_bin = VENV / "bin"
@@ -573,7 +651,8 @@ def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list)
     started: list[Proc] = []
 
     configure_site(name)
-    mount_share(name)
+    if backend_of(name) == "nfs":
+        mount_share(name)
 
     databases(name, env)
     # Fernet keys for tokens and credentials, as keystone-manage fernet_setup/credential_setup write
@@ -592,8 +671,17 @@ def bring_up_site(name: str, rabbit_ready: threading.Event, rabbit_failed: list)
 
     uwsgi = str(venv_bin / "uwsgi")
     keystone = Proc(f"{name}-keystone", [uwsgi, "--ini", str(dirs["etc"] / "keystone-uwsgi.ini")], env)
+    started.append(keystone)
+    if backend_of(name) == "rbd":
+        # Glance's and Cinder's RBD clients need the cluster (and the rados/rbd bindings in the venv).
+        deadline = time.monotonic() + CEPH_TIMEOUT
+        while not ceph_ready.wait(0.5):
+            if ceph_failed:
+                raise DevcloudError(f"{name}-glance", "Ceph failed to start", LOGS / "ceph-setup.log")
+            if time.monotonic() > deadline:
+                raise DevcloudError("ceph", f"not ready after {CEPH_TIMEOUT} s", LOGS / "ceph-setup.log")
     glance = Proc(f"{name}-glance", [uwsgi, "--ini", str(dirs["etc"] / "glance-uwsgi.ini")], env)
-    started += [keystone, glance]
+    started.append(glance)
     wait_for(f"{name}-keystone", lambda: http_answers(site["keystone"]), HTTP_TIMEOUT, [keystone], keystone.log)
     register(name)
 
@@ -645,10 +733,15 @@ def write_outputs() -> None:
             "endpoints": {"identity": auth_url, "image": f"http://127.0.0.1:{site['glance']}",
                           "block_storage": f"http://127.0.0.1:{site['cinder']}/v3"},
             "quotas": dict(QUOTAS),
-            "volume_types": {"default": DEFAULT_TYPE, "extra": site["extra_type"],
-                             "all": [DEFAULT_TYPE, site["extra_type"]]},
-            "volume_backend": "nfs",
-            "share_mount": str(mount_point(name)),
+            "volume_types": {"default": default_type(name), "extra": site["extra_type"],
+                             "all": [default_type(name), site["extra_type"]]},
+            # nfs: Cinder's NfsDriver + Glance's file store; rbd: Cinder's RBDDriver + Glance's RBD store.
+            "backend": backend_of(name),
+            "volume_backend": backend_of(name),
+            "image_store": "rbd" if backend_of(name) == "rbd" else "file",
+            **({"share_mount": str(mount_point(name))} if backend_of(name) == "nfs" else {
+                "ceph": {"conf": str(ceph_node.CONF), "volume_pool": "volumes", "image_pool": "images",
+                         "cinder_user": "cinder", "glance_user": "glance"}}),
             "logs": {svc: str(LOGS / f"{name}-{svc}.log")
                      for svc in ("keystone", "glance", "cinder-api", "cinder-scheduler", "cinder-volume")},
         }
@@ -659,6 +752,7 @@ def write_outputs() -> None:
         "bank_yml": str(DC / "bank.yml"),
         "logs_dir": str(LOGS),
         "rabbitmq": {"port": RABBIT["amqp"], "vhosts": list(SITES), "log": str(LOGS / "rabbitmq.log")},
+        "ceph": ceph_node.info(),
         "sites": sites,
     }
     SITES_YML.write_text("# Written by tests/devcloud/devcloud.py up: what the tests need to know.\n"
@@ -693,10 +787,21 @@ def cmd_running() -> int:
         if not pidfile.exists() or not pid_alive(int(pidfile.read_text())):
             print(f"devcloud: {name} is not running")
             return 1
+    if not ceph_node.running():
+        print("devcloud: ceph is not running")
+        return 1
+    for name, wanted in wanted_backends().items():
+        if backend_of(name) != wanted:
+            print(f"devcloud: {name} runs on {backend_of(name)}, DEVCLOUD_SITE_B_BACKEND asks for {wanted}")
+            return 1
     return 0
 
 
 def cmd_check() -> int:
+    try:
+        ceph_node.check()
+    except ceph_node.CephError as exc:
+        raise DevcloudError(exc.service, exc.message, exc.log) from exc
     for name, site in SITES.items():
         for svc in ("keystone", "glance", "cinder"):
             port = site[svc]
@@ -721,11 +826,27 @@ def cmd_up() -> int:
     write(stub, "#!/bin/sh\n# devcloud: the NFS shares are loop-mounted ext4; the NFS driver only checks this exists.\nexit 1\n")
     stub.chmod(0o755)
     started = time.monotonic()
+    BACKENDS_FILE.write_text(json.dumps(wanted_backends()) + "\n")
     install_sqlite_hook()
     rabbit = start_rabbit()
     rabbit_ready = threading.Event()
     rabbit_failed: list = []
+    ceph_ready = threading.Event()
+    ceph_failed: list = []
     failures: list[BaseException] = []
+
+    def ceph_thread() -> None:
+        try:
+            ceph_node.link_bindings(VENV)
+            ceph_node.up()
+            ceph_ready.set()
+            log(f"ceph ready ({time.monotonic() - started:.0f} s)")
+        except ceph_node.CephError as exc:
+            ceph_failed.append(exc)
+            failures.append(DevcloudError(exc.service, exc.message, exc.log))
+        except BaseException as exc:  # pylint: disable=broad-exception-caught
+            ceph_failed.append(exc)
+            failures.append(exc)
 
     def rabbit_wait() -> None:
         try:
@@ -738,12 +859,13 @@ def cmd_up() -> int:
 
     def site_thread(name: str) -> None:
         try:
-            bring_up_site(name, rabbit_ready, rabbit_failed)
+            bring_up_site(name, rabbit_ready, rabbit_failed, ceph_ready, ceph_failed)
             log(f"{name} ready ({time.monotonic() - started:.0f} s)")
         except BaseException as exc:  # pylint: disable=broad-exception-caught
             failures.append(exc)
 
-    threads = [threading.Thread(target=rabbit_wait)] + [threading.Thread(target=site_thread, args=(n,)) for n in SITES]
+    threads = [threading.Thread(target=rabbit_wait), threading.Thread(target=ceph_thread)]
+    threads += [threading.Thread(target=site_thread, args=(n,)) for n in SITES]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -753,7 +875,8 @@ def cmd_up() -> int:
         raise errors[0] if errors else failures[0]
     write_outputs()
     cmd_check()
-    log(f"both sites ready in {time.monotonic() - started:.0f} s; clouds: {CLOUDS_YAML}; sites: {SITES_YML}")
+    log(f"both sites ready in {time.monotonic() - started:.0f} s (site B on {backend_of('site-b')}); clouds: {CLOUDS_YAML}; "
+        f"sites: {SITES_YML}")
     return 0
 
 
@@ -781,6 +904,69 @@ def devcloud_pids() -> set[int]:
         except OSError:
             continue
     return pids
+
+
+def cmd_restart_site_b() -> int:
+    """Site B alone, anew, on the backend DEVCLOUD_SITE_B_BACKEND asks for; site A, RabbitMQ, Ceph and
+    the bank keep running (site B's volumes, images and projects are gone: a new Keystone, new databases)."""
+    if cmd_running_quiet("site-a") or not ceph_node.running():
+        raise DevcloudError("devcloud", "restart-site-b needs a running devcloud: run `make devcloud-up`")
+    restart_site("site-b", wanted_backends()["site-b"])
+    write_outputs()
+    cmd_check()
+    return 0
+
+
+def restart_site(name: str, backend: str) -> None:
+    started = time.monotonic()
+    groups = {int(pidfile.read_text()) for pidfile in PIDS.glob(f"{name}-*.pid")}
+    marker = (str(STATE / name) + "/").encode()
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        pids = {pid for pid in devcloud_pids() if pid_alive(pid) and of_site(pid, groups, marker)}
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            pids = {pid for pid in pids if pid_alive(pid)}
+            time.sleep(0.2)
+    for target in [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                   if line.split()[1].startswith(str(STATE / name) + "/")]:
+        subprocess.run(["umount", "-l", target], check=False, timeout=30)
+    img = site_dirs(name)["share_img"]
+    out = subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True, check=False).stdout
+    for line in out.splitlines():
+        subprocess.run(["losetup", "-d", line.split(":")[0]], check=False)
+    for pidfile in PIDS.glob(f"{name}-*.pid"):
+        pidfile.unlink()
+    shutil.rmtree(STATE / name, ignore_errors=True)
+    recorded = {site: backend_of(site) for site in SITES}
+    BACKENDS_FILE.write_text(json.dumps({**recorded, name: backend}) + "\n")
+    for old in LOGS.glob(f"{name}-*.log"):
+        old.unlink()
+    ceph_node.link_bindings(VENV)
+    ready = threading.Event()
+    ready.set()
+    bring_up_site(name, ready, [], ready, [])
+    log(f"{name} restarted on {backend_of(name)} in {time.monotonic() - started:.0f} s")
+
+
+def of_site(pid: int, groups: set[int], marker: bytes) -> bool:
+    try:
+        return os.getpgid(pid) in groups or marker in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def cmd_running_quiet(name: str) -> int:
+    """0 when every process of one site runs."""
+    for svc in ("keystone", "glance", "cinder-api", "cinder-scheduler", "cinder-volume"):
+        pidfile = PIDS / f"{name}-{svc}.pid"
+        if not pidfile.exists() or not pid_alive(int(pidfile.read_text())):
+            return 1
+    return 0
 
 
 def cmd_down() -> int:
@@ -815,6 +1001,9 @@ def cmd_down() -> int:
             for line in out.splitlines():
                 subprocess.run(["losetup", "-d", line.split(":")[0]], check=False)
     problems = []
+    # Ceph after the services that are its clients (site B's Cinder and Glance).
+    if not ceph_node.down():
+        problems.append("ceph left something behind (see above)")
     if leftovers:
         problems.append(f"processes still alive: {sorted(leftovers)}")
     still_mounted = [line for line in Path("/proc/mounts").read_text().splitlines() if str(STATE) in line]
@@ -848,7 +1037,8 @@ def cmd_rss() -> int:
     ours = pid_groups(PIDS)
     bank = pid_groups(DC / "bank-pids")
     marker = str(DC).encode() + b"/"
-    totals = {"devcloud": 0, "bank": 0}
+    totals = {"devcloud": 0, "ceph": 0, "bank": 0}
+    ceph_marker = str(ceph_node.CONF).encode()
     rows = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -861,6 +1051,8 @@ def cmd_rss() -> int:
             continue
         if pgid in bank or b"swift-venv" in cmdline:
             kind = "bank"
+        elif ceph_marker in cmdline:
+            kind = "ceph"
         elif pgid in ours or marker in cmdline:
             kind = "devcloud"
         else:
@@ -872,7 +1064,8 @@ def cmd_rss() -> int:
             rows.append((kib, entry.name, kind, cmdline.replace(b"\0", b" ").decode(errors="replace")[:100]))
     for kib, pid, kind, cmd in sorted(rows, reverse=True):
         print(f"{kib / 1024:8.1f} MiB {pid:>7} {kind:8} {cmd}")
-    print(f"devcloud (RabbitMQ + both sites): {totals['devcloud'] / 1024:.0f} MiB; bank: {totals['bank'] / 1024:.0f} MiB; "
+    print(f"devcloud (RabbitMQ + both sites): {totals['devcloud'] / 1024:.0f} MiB; ceph: {totals['ceph'] / 1024:.0f} MiB; "
+          f"bank: {totals['bank'] / 1024:.0f} MiB; "
           f"total: {sum(totals.values()) / 1024:.0f} MiB RSS in {len(rows)} processes")
     return 0
 
@@ -898,10 +1091,10 @@ def cmd_errors() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "check", "running", "down", "rss", "errors"])
+    parser.add_argument("command", choices=["up", "check", "running", "down", "rss", "errors", "restart-site-b"])
     args = parser.parse_args()
     commands = {"up": cmd_up, "check": cmd_check, "running": cmd_running, "down": cmd_down, "rss": cmd_rss,
-                "errors": cmd_errors}
+                "errors": cmd_errors, "restart-site-b": cmd_restart_site_b}
     try:
         return commands[args.command]()
     except DevcloudError as exc:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make devcloud-down`: stops the bank server and both sites, unmounts the shares, frees the loop
-# devices. Safe to run at any time, also when nothing is up. Logs stay in .devcloud/logs/.
+# `make devcloud-down`: stops the bank server, both sites and Ceph (deleting its state and OSD file),
+# unmounts the shares, frees the loop devices. Safe to run at any time, also when nothing is up. Logs stay in .devcloud/logs/.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root" || exit 1
@@ -30,8 +30,12 @@ fi
 
 if [ -x "$venv/bin/python" ]; then
     "$venv/bin/python" "$root/tests/devcloud/devcloud.py" down || status=1
-elif [ -d "$dc/state" ]; then
-    # No venv (removed by hand): unmount and free what is left with plain tools.
+else
+    # No venv (removed by hand): Ceph's own script needs only the standard library.
+    python3 "$root/tests/devcloud/ceph.py" down || status=1
+fi
+if [ ! -x "$venv/bin/python" ] && [ -d "$dc/state" ]; then
+    # No venv: unmount and free what is left with plain tools.
     grep " $dc/state/" /proc/mounts | while read -r _ target _; do umount -l "$target"; done
     for img in "$dc"/state/*/nfs-share.img; do
         [ -e "$img" ] || continue

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make devcloud-up`: two real OpenStack sites (Keystone, Glance, Cinder on the NFS driver) and RabbitMQ
-# on 127.0.0.1, then the bank server. Installs what it needs on a fresh machine. Idempotent: when
+# `make devcloud-up`: two real OpenStack sites (Keystone, Glance, Cinder; site A on NFS, site B on Ceph RBD
+# or NFS: DEVCLOUD_SITE_B_BACKEND), RabbitMQ and a single-node Ceph on 127.0.0.1, then the bank server. Installs what it needs on a fresh machine. Idempotent: when
 # everything already runs and answers, it only checks. See docs/devcloud.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,6 +16,10 @@ if [ "$(id -u)" -ne 0 ]; then
     say "FAILED: must run as root (loop mounts of the Cinder NFS shares need it)" >&2
     exit 1
 fi
+case "${DEVCLOUD_SITE_B_BACKEND:-}" in
+    "" | rbd | nfs) ;;
+    *) say "FAILED: DEVCLOUD_SITE_B_BACKEND must be rbd or nfs, not '$DEVCLOUD_SITE_B_BACKEND'" >&2; exit 1 ;;
+esac
 mkdir -p "$dc/logs"
 # One up or down at a time in this checkout (several people and test runs may share it).
 exec 9>"$dc/.lock"
@@ -34,11 +38,23 @@ else
     # Half up (a crash, a failed up): clean first.
     "$here/down.sh" --quiet || true
 
-    # Debian packages, installed once per machine.
-    packages=(rabbitmq-server qemu-utils e2fsprogs util-linux mount procps)
+    # Debian packages, installed once per machine: the one list of them. Ceph is pinned to the release
+    # verified here (Debian 12's 16.2.15, any Debian revision of it); qemu-block-extra gives qemu-img
+    # its rbd: driver; python3-rados/-rbd are linked into the venv (tests/devcloud/ceph.py).
+    ceph_version='16.2.15+ds-0+deb12u*'
+    packages=(rabbitmq-server qemu-utils e2fsprogs util-linux mount procps qemu-block-extra
+              "ceph-mon=$ceph_version" "ceph-osd=$ceph_version" "ceph-mgr=$ceph_version" "radosgw=$ceph_version"
+              "ceph-common=$ceph_version" "python3-rados=$ceph_version" "python3-rbd=$ceph_version")
     missing=()
-    for pkg in "${packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    for spec in "${packages[@]}"; do
+        pkg="${spec%%=*}"
+        version='*'
+        [ "$spec" = "$pkg" ] || version="${spec#*=}"
+        # shellcheck disable=SC2254  # $version is a pattern
+        case "$(dpkg-query -W -f='${Status} ${Version}' "$pkg" 2>/dev/null)" in
+            "install ok installed "$version) ;;
+            *) missing+=("$spec") ;;
+        esac
     done
     apt_pid=""
     if [ "${#missing[@]}" -gt 0 ]; then

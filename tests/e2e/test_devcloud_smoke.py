@@ -133,10 +133,10 @@ def site_workflow(site: str, sites: dict[str, Any]) -> dict[str, float]:
 
 
 def cleanup(conn, created: dict[str, Any], site: str) -> None:
-    """Deletes in dependency order: images, the snapshot's child volume, the snapshot, its volume."""
-    for key in ("uploaded_image", "source_image"):
-        if key in created:
-            conn.image.delete_image(created[key], ignore_missing=True)
+    """Deletes in dependency order: the snapshot's child volume, the snapshot, its volume, then the images
+    (on RBD a volume made from an image is its copy-on-write child: Glance refuses the image before it)."""
+    if "uploaded_image" in created:
+        conn.image.delete_image(created["uploaded_image"], ignore_missing=True)
     if "vol2" in created:
         wait_for(lambda: conn.block_storage.get_volume(created["vol2"]).status != "uploading", STEP_TIMEOUT,
                  f"{site} volume to leave 'uploading'")
@@ -149,6 +149,8 @@ def cleanup(conn, created: dict[str, Any], site: str) -> None:
     for key in ("vol2", "vol1"):
         if key in created:
             wait_for_gone(lambda key=key: conn.block_storage.get_volume(created[key]), STEP_TIMEOUT, f"{site} {key}")
+    if "source_image" in created:
+        conn.image.delete_image(created["source_image"], ignore_missing=True)
     for key in ("uploaded_image", "source_image"):
         if key in created:
             wait_for_gone(lambda key=key: conn.image.get_image(created[key]), STEP_TIMEOUT, f"{site} {key}")

@@ -180,7 +180,10 @@ def test_backup_at_a_restore_at_b_is_byte_identical(sites, site_a, site_b, sourc
     assert checked["changed"] and not checked.failed, checked.result
     assert checked["temporaries"]["would_create"]
     assert project_resources(site_a) == before_a
-    assert run_module("bank_backup_info", {"bank": bank, "backup": "e2e-full"}, env=env)["backups"] == []
+    # Check mode creates nothing, the bank included: it says it would.
+    assert checked["would_create_bank"] is True, checked.result
+    listed = run_module("bank_backup_info", {"bank": bank, "backup": "e2e-full"}, env=env)
+    assert listed.failed and "does not exist" in listed["msg"], listed.result
 
     backup = run_module("volume_glance_backup", backup_args(volume.id, bank, "e2e-full"), env=env)
     assert not backup.failed, backup.result

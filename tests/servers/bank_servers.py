@@ -5,8 +5,8 @@
 - OpenStack Swift 2.38.3 all-in-one (tempauth + s3api, no memcached) installed into
   .devcloud/swift-venv, data in .devcloud/swift/, logs in .devcloud/logs/.
 - A moto S3 server from the test venv (the Python running this script).
-Writes .devcloud/bank.yml with ready-to-use `bank` option dicts (swift_s3, swift, moto),
-without bucket or container: each test adds its own. `up` is idempotent; `down` leaves
+Writes .devcloud/bank.yml with ready-to-use `bank` option dicts (swift_s3, swift, moto, and
+rgw_s3, rgw_swift while the devcloud's Ceph runs), without bucket or container: each test adds its own. `up` is idempotent; `down` leaves
 nothing running. Ports can be moved with BANK_SWIFT_PORT_BASE (default 31680: the proxy;
 account/container/object on +1/+2/+3) and BANK_MOTO_PORT (default 31700); the state
 (data, logs, pids, bank.yml) by BANK_DEVCLOUD_DIR (default .devcloud), so a second set of
@@ -301,11 +301,18 @@ def bank_configs() -> dict:
     }
 
 
+# The devcloud's Ceph Object Gateway (tests/devcloud/ceph.py writes this while it runs): rgw_s3, rgw_swift.
+RGW_BANKS = ROOT / ".devcloud" / "ceph" / "bank-rgw.yml"
+
+
 def write_bank_yml() -> None:
     import yaml  # pylint: disable=import-outside-toplevel  # the test venv has PyYAML (ansible-core needs it)
 
+    configs = bank_configs()
+    if RGW_BANKS.exists():
+        configs.update({name: config for name, config in yaml.safe_load(RGW_BANKS.read_text()).items() if name not in configs})
     text = "# Written by tests/servers/bank_servers.py up: `bank` option dicts without bucket/container.\n"
-    text += yaml.safe_dump(bank_configs(), sort_keys=True, default_flow_style=False)
+    text += yaml.safe_dump(configs, sort_keys=True, default_flow_style=False)
     tmp = BANK_YML.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, BANK_YML)
