@@ -296,7 +296,7 @@ def test_orphan_finder_finds_and_removes_a_leaked_temporary(site_a, source):
         found = temporaries.find_orphaned_temporaries(site_a, run_id=leaked.run_id)
         assert found == [{
             "type": "snapshot", "id": snapshot.id, "name": leaked.name("snapshot"), "status": "available",
-            "run": leaked.run_id, "backup": "e2e-orphan", "source_volume": source["volume"].id,
+            "run": leaked.run_id, "backup": "e2e-orphan", "source_volume": source["volume"].id, "made_from": None,
         }]
         assert temporaries.find_orphaned_temporaries(site_a, run_id=leaked.run_id, older_than=3600) == []
         report = temporaries.remove_orphaned_temporaries(site_a, run_id=leaked.run_id, removal_timeout=STEP_TIMEOUT)
