@@ -69,6 +69,17 @@ def kill_during_volume_from_image(site_b, args: dict, env: dict) -> str:
     return half_made.id
 
 
+def back_up_then_kill_the_restore(sites, site_a, site_b, volume_id: str, banks, name: str) -> tuple[dict, dict, str]:
+    """Back the (bootable) source up as ``name``, then SIGKILL its raw restore at site B mid-way: (args, env, volume id)."""
+    env = module_env(sites)
+    site_a.block_storage.set_volume_bootable_status(volume_id, True)
+    made = run_module("volume_glance_backup", backup_args(volume_id, banks["file"], name), env=env)
+    assert not made.failed, made.result
+    # Raw carries every byte, so Cinder's download into the volume lasts long enough to be killed.
+    args = restore_args(banks["file"], name, f"e2e-rerun-{uuid.uuid4().hex[:8]}", transfer_format="raw")
+    return args, env, kill_during_volume_from_image(site_b, args, env)
+
+
 def assert_complete(site_b, volume_id: str) -> None:
     volume = site_b.block_storage.get_volume(volume_id)
     assert volume.status == "available"
@@ -81,14 +92,8 @@ def assert_complete(site_b, volume_id: str) -> None:
 
 def test_a_rerun_completes_the_killed_restores_volume_and_cleanup_spares_a_completed_one(sites, site_a, site_b, source_volume, banks):
     volume, expected_sha256 = source_volume
-    env = module_env(sites)
-    site_a.block_storage.set_volume_bootable_status(volume.id, True)
     name = "e2e-rerun-complete"
-    made = run_module("volume_glance_backup", backup_args(volume.id, banks["file"], name), env=env)
-    assert not made.failed, made.result
-    # Raw carries every byte, so Cinder's download into the volume lasts long enough to be killed.
-    args = restore_args(banks["file"], name, f"e2e-rerun-{uuid.uuid4().hex[:8]}", transfer_format="raw")
-    half_made_id = kill_during_volume_from_image(site_b, args, env)
+    args, env, half_made_id = back_up_then_kill_the_restore(sites, site_a, site_b, volume.id, banks, name)
     try:
         checked = run_module("volume_glance_restore", args, check=True, env=env)
         assert not checked.failed and checked["changed"], checked.result
@@ -122,13 +127,7 @@ def test_a_rerun_completes_the_killed_restores_volume_and_cleanup_spares_a_compl
 
 def test_a_rerun_replaces_the_killed_restores_volume_when_cinder_failed_it(sites, site_a, site_b, source_volume, banks):
     volume, expected_sha256 = source_volume
-    env = module_env(sites)
-    site_a.block_storage.set_volume_bootable_status(volume.id, True)
-    name = "e2e-rerun-replace"
-    made = run_module("volume_glance_backup", backup_args(volume.id, banks["file"], name), env=env)
-    assert not made.failed, made.result
-    args = restore_args(banks["file"], name, f"e2e-rerun-{uuid.uuid4().hex[:8]}", transfer_format="raw")
-    half_made_id = kill_during_volume_from_image(site_b, args, env)
+    args, env, half_made_id = back_up_then_kill_the_restore(sites, site_a, site_b, volume.id, banks, "e2e-rerun-replace")
     replacement_id = None
     try:
         # Let Cinder finish, then make the volume what a failed volume-from-image leaves: status error.

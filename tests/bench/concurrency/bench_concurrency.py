@@ -37,6 +37,10 @@ from pathlib import Path
 import openstack
 import yaml
 
+# The end-to-end race's deadline-bounded wait and its error, shared rather than written again.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from common import BenchError, wait_until  # noqa: E402  pylint: disable=wrong-import-position
+
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 WORK = ROOT / ".cache" / "bench" / "concurrency"
@@ -49,26 +53,10 @@ QUOTAS = {"volumes": 40, "snapshots": 20, "gigabytes": 60}
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 TAG = {"openstack_dr_bank_bench": PROJECT}
-POLL = 0.5
-
-
-class BenchError(Exception):
-    """A step of the benchmark failed; the message names it."""
 
 
 def log(message: str) -> None:
     print(f"bench-concurrency {time.strftime('%H:%M:%S')}: {message}", flush=True)
-
-
-def wait_until(what: str, predicate, timeout: float, interval: float = POLL):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"{what}: not done after {timeout:.0f} s")
-        time.sleep(interval)
 
 
 def load_now() -> list[float]:
