@@ -12,6 +12,7 @@ See docs/devcloud.md ("Ceph").
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -38,6 +39,9 @@ DIST_PACKAGES = Path("/usr/lib/python3/dist-packages")
 # /etc/ceph/<cluster>.client.<user>.keyring (OSSN-0085 removed the option to point elsewhere), as on a
 # production host: up links Cinder's keyring there, down removes that link (never someone else's file).
 ETC_CEPH = Path("/etc/ceph")
+# That path is machine-wide, so Cinder's cephx user is named after this checkout: two checkouts (or a
+# link a copied machine image kept from another one) never meet there.
+CINDER_USER = "cinder-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
 
 # Below Linux's ephemeral range and clear of the devcloud's 316[1-3]x, the bank's 3168x/31700 and
 # RabbitMQ's 3169x. Messenger ports: the OSD binds 8 (public, cluster, 2 heartbeats; v1 and v2), the
@@ -56,7 +60,7 @@ OSD_MEMORY_TARGET = 939524096
 POOLS = ("volumes", "images")
 # cephx users, as the Ceph documentation's "Block Devices and OpenStack" gives them.
 CLIENT_CAPS = {
-    "cinder": ["mon", "profile rbd", "osd", "profile rbd pool=volumes, profile rbd-read-only pool=images",
+    CINDER_USER: ["mon", "profile rbd", "osd", "profile rbd pool=volumes, profile rbd-read-only pool=images",
                "mgr", "profile rbd pool=volumes"],
     "glance": ["mon", "profile rbd", "osd", "profile rbd pool=images", "mgr", "profile rbd pool=images"],
 }
@@ -364,17 +368,20 @@ def bootstrap() -> None:
 
 
 def etc_keyring() -> Path:
-    return ETC_CEPH / keyring_path("cinder").name
+    return ETC_CEPH / keyring_path(CINDER_USER).name
 
 
 def link_etc_keyring() -> None:
     link = etc_keyring()
-    if link.is_symlink() and os.readlink(link) == str(keyring_path("cinder")):
+    ours = keyring_path(CINDER_USER)
+    if link.is_symlink() and os.readlink(link) == str(ours):
         return
+    if link.is_symlink() and not link.exists():
+        link.unlink()  # dangling: a removed checkout at this same path left it
     if link.exists() or link.is_symlink():
-        raise CephError("client.cinder", f"{link} exists and is not ours: move it away (os-brick reads Cinder's keyring there)")
+        raise CephError(f"client.{CINDER_USER}", f"{link} exists and is not ours: move it away (os-brick reads Cinder's keyring there)")
     ETC_CEPH.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(keyring_path("cinder"))
+    link.symlink_to(ours)
 
 
 def unlink_etc_keyring() -> None:

@@ -407,12 +407,12 @@ def glance_rbd_store() -> dict:
 
 
 def cinder_rbd_backend() -> dict:
-    """Cinder's RBD driver on pool `volumes`, cephx user `cinder`, copy-on-write as in production."""
+    """Cinder's RBD driver on pool `volumes`, cephx user `cinder-<checkout hash>`, copy-on-write as in production."""
     return {
         "volume_driver": "cinder.volume.drivers.rbd.RBDDriver",
         "volume_backend_name": "rbd",
         "rbd_pool": "volumes",
-        "rbd_user": "cinder",
+        "rbd_user": ceph_node.CINDER_USER,
         "rbd_ceph_conf": ceph_node.CONF,
         # A volume from a snapshot stays a copy-on-write clone of it (not flattened), as in production:
         # deleting the snapshot first makes Cinder flatten that volume (a full copy), or fail
@@ -741,7 +741,7 @@ def write_outputs() -> None:
             "image_store": "rbd" if backend_of(name) == "rbd" else "file",
             **({"share_mount": str(mount_point(name))} if backend_of(name) == "nfs" else {
                 "ceph": {"conf": str(ceph_node.CONF), "volume_pool": "volumes", "image_pool": "images",
-                         "cinder_user": "cinder", "glance_user": "glance"}}),
+                         "cinder_user": ceph_node.CINDER_USER, "glance_user": "glance"}}),
             "logs": {svc: str(LOGS / f"{name}-{svc}.log")
                      for svc in ("keystone", "glance", "cinder-api", "cinder-scheduler", "cinder-volume")},
         }
