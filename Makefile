@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo bench bench-e2e bench-scale bench-concurrency venv devcloud-up devcloud-down bank-up bank-down unit e2e quality
+.PHONY: test demo bench bench-e2e bench-scale bench-concurrency bench-object-lock venv devcloud-up devcloud-down bank-up bank-down unit e2e quality
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,9 @@ bench-scale: venv
 
 bench-concurrency: venv
 	tests/bench/concurrency/run.sh
+
+bench-object-lock: venv
+	tests/bench/object_lock/run.sh
 
 bank-up: venv
 	$(PY) tests/servers/bank_servers.py up

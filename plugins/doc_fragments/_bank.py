@@ -88,6 +88,29 @@ options:
           - From V(0) to V(86400).
         type: float
         default: 120
+      object_lock_days:
+        description:
+          - Keep every chunk and manifest a backup writes immutable (S3 Object Lock) for at least this many days;
+            a chunk a later backup reuses has its lock extended. Needs a bucket created with Object Lock.
+          - From V(1) to V(36500). A backup is complete only once all its objects are locked until its
+            RV(ignore:backup.protected_until) date; until then neither a delete nor an overwrite through
+            another version can remove what it restores from.
+          - With O(bank.create=true) a missing bucket is created with Object Lock enabled.
+          - See C(docs/runbook.md) for the write-only credentials of the protected site.
+        type: int
+      object_lock_extension_days:
+        description:
+          - When a reused chunk's lock must be extended, extend it this many days beyond the new backup's own
+            date, so daily backups extend each chunk once in that many days (V(7) when unset).
+          - From V(0) to V(3650). New chunks and manifests are locked that long beyond O(bank.object_lock_days) too.
+        type: int
+      object_lock_mode:
+        description:
+          - The S3 Object Lock mode of what backups write, with O(bank.object_lock_days) (V(governance) when unset).
+          - V(governance) lets a user with the bypass permission remove a locked object; V(compliance) lets nobody
+            shorten the lock, the object store's administrator excepted.
+        type: str
+        choices: [governance, compliance]
       path:
         description:
           - The bank's directory, for O(bank.type=file). Required for that type.
@@ -146,6 +169,15 @@ options:
           - Verify the S3 endpoint's TLS certificate.
           - Certificates are verified when not set.
         type: bool
+      write_only:
+        description:
+          - The credentials may put, get and list but not delete (a protected site's); backups, their
+            resumes and O(bank) reads then never send a delete.
+          - Locks are released and progress is closed by writing, not by deleting; a released lock stays as a
+            small object until a O(bank) user with delete rights prunes.
+          - Deletes and prunes need other, privileged credentials.
+        type: bool
+        default: false
   encryption_passphrase:
     description:
       - Passphrase of an encrypted bank; from Ansible Vault.

@@ -24,6 +24,7 @@ def _listing_entry(listed: ListedBackup) -> dict:
         "description": None,
         "created_at": progress.started_at,
         "completed_at": None,
+        "protected_until": None,
         "size": progress.bytes_total,
         "stored_bytes": None,
         "hashes": None,

@@ -13,7 +13,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import I
 
 def _deletion_result(plan: retention.DeletionPlan) -> dict:
     return {"objects": len(plan.objects), "chunks": plan.chunks, "chunks_referenced": plan.chunks_referenced,
-            "bytes": plan.object_bytes, "keys": plan.objects[:retention.LISTED_KEYS]}
+            "bytes": plan.object_bytes, "keys": plan.objects[:retention.LISTED_KEYS], "protected_until": plan.protected_until}
 
 
 def _prune_result(plan: retention.PrunePlan) -> dict:
@@ -31,6 +31,9 @@ def run_bank_delete(module) -> dict:
     inputs.check_number("lock_timeout", params["lock_timeout"], inputs.LOCK_TIMEOUT)
     inputs.check_passphrase(params)
     store = BackupStore(open_bank(params["bank"]), params["encryption_passphrase"])
+    if store.bank.write_only:
+        raise InvalidInputError("bank_delete deletes, and O(bank.write_only) says these credentials may not: run it with the "
+                                "bank's privileged credentials (docs/runbook.md, immutable banks)", option="bank.write_only")
     store.check_access()
     result: dict = {"changed": False}
     deleted_keys: set[str] = set()

@@ -19,7 +19,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.document
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.sync import BackupEntry, BankSync, FailedBackup, SyncReport
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import MIB
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankMissingError, IntegrityError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankMissingError, IntegrityError, InvalidInputError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._inputs import LOCK_TIMEOUT, PARALLELISM, check_number
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import source_summary
 
@@ -38,6 +38,14 @@ def run_bank_sync(module: t.Any) -> dict:
     check_number("lock_timeout", params["lock_timeout"], LOCK_TIMEOUT)
     check_number("parallelism", params["parallelism"], PARALLELISM)
     # The source is only read: never created, and read-only credentials are enough.
+    target_config = params["target_bank"] if isinstance(params["target_bank"], dict) else {}
+    if target_config.get("object_lock_days") is not None:
+        raise InvalidInputError("O(target_bank.object_lock_days): a replica would not lock what it copies yet, so its "
+                                "backups would claim a protection they lack; sync into a bank without Object Lock",
+                                option="target_bank.object_lock_days")
+    if target_config.get("write_only") and params["follow_deletions"]:
+        raise InvalidInputError("O(follow_deletions=true) deletes from the target, and O(target_bank.write_only) says its "
+                                "credentials may not", option="target_bank.write_only")
     source = BackupStore(open_bank(params["source_bank"], read_only=True), params["encryption_passphrase"])
     target = BackupStore(open_target(params["target_bank"], module.check_mode), params["encryption_passphrase"])
     report = BankSync(source, target, select=selection(params["backups"]), follow_deletions=params["follow_deletions"],

@@ -64,6 +64,8 @@ def backup_summary(manifest: Manifest) -> dict:
         "description": manifest.document.get("description", ""),
         "created_at": manifest.created_at,
         "completed_at": manifest.document.get("completed_at"),
+        # Set in a bank with Object Lock: every object of the backup is locked at least until then.
+        "protected_until": manifest.document.get("protected_until"),
         "size": manifest.size,
         "stored_bytes": manifest.stats.get("bytes_written"),
         "hashes": manifest.hashes,

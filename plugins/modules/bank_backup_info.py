@@ -97,6 +97,11 @@ backups:
     completed_at:
       description: When it completed, UTC; null while in progress.
       type: str
+    protected_until:
+      description:
+        - In a bank with O(bank.object_lock_days) (S3 Object Lock), the date until which every object of the backup
+          is locked (UTC); null in other banks and while in progress.
+      type: str
     stored_bytes:
       description: Bytes the backup wrote into the bank when it was made; null while in progress.
       type: int

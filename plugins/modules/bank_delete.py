@@ -139,6 +139,13 @@ deleted:
       description: The keys of those objects (the first 1000), manifest first.
       type: list
       elements: str
+    protected_until:
+      description:
+        - In a bank with O(bank.object_lock_days), the date (UTC, C(YYYY-MM-DDTHH:MM:SSZ)) until which the backup's
+          objects are locked, when that is still ahead. Such a backup is kept whole (nothing is tried, the task
+          does not fail and does not count it as changed) and can be deleted after that date.
+        - Null otherwise.
+      type: str
 pruned:
   description: What the prune removed, or would remove in check mode.
   returned: when O(prune=true)

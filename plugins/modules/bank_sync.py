@@ -151,6 +151,22 @@ options:
           - Seconds after which a failing request is no longer retried, whatever C(max_attempts) allows.
         type: float
         default: 120
+      object_lock_days:
+        description:
+          - Days every chunk and manifest a backup writes stays locked (S3 Object Lock), for C(type=s3); see the
+            C(bank) option of M(openstack_dr.bank.volume_glance_backup).
+          - Reading an Object Lock bank needs nothing more; a target with it is refused for now (a copy would
+            not lock what it writes).
+        type: int
+      object_lock_extension_days:
+        description:
+          - With C(object_lock_days), how many days beyond a backup's own date a reused chunk's lock is extended.
+        type: int
+      object_lock_mode:
+        description:
+          - With C(object_lock_days), the S3 Object Lock mode (V(governance) when unset).
+        type: str
+        choices: [governance, compliance]
       path:
         description:
           - The bank's directory, for C(type=file). Required for that type.
@@ -209,6 +225,12 @@ options:
           - Verify the S3 endpoint's TLS certificate.
           - Certificates are verified when not set.
         type: bool
+      write_only:
+        description:
+          - The credentials may put, get and list but not delete; with O(follow_deletions=true) a target with
+            this set is refused.
+        type: bool
+        default: false
   target_bank:
     description:
       - The bank to copy into, as the C(bank) option of the other modules of this collection; any type, not

@@ -190,6 +190,12 @@ backup:
       description: When its chunks were all stored, UTC, ISO 8601.
       type: str
       returned: success
+    protected_until:
+      description:
+        - With O(bank.object_lock_days), the date (UTC) until which every chunk and the manifest of the backup are locked
+          (S3 Object Lock); reused chunks locked for less were extended before the manifest was written. Null otherwise.
+      type: str
+      returned: success
     size:
       description: Bytes of the volume image; in check mode the size that would be read.
       type: int

@@ -140,7 +140,7 @@ image_id:
 backup:
   description:
     - The restored backup, in the same shape as M(openstack_dr.bank.volume_glance_backup) returns it
-      (id, name, description, created_at, completed_at, size, stored_bytes, hashes, source_volume, source_cloud).
+      (id, name, description, created_at, completed_at, protected_until, size, stored_bytes, hashes, source_volume, source_cloud).
   returned: always
   type: dict
 transfer_format:

@@ -61,7 +61,7 @@ POOLS = ("volumes", "images")
 # cephx users, as the Ceph documentation's "Block Devices and OpenStack" gives them.
 CLIENT_CAPS = {
     CINDER_USER: ["mon", "profile rbd", "osd", "profile rbd pool=volumes, profile rbd-read-only pool=images",
-               "mgr", "profile rbd pool=volumes"],
+                  "mgr", "profile rbd pool=volumes"],
     "glance": ["mon", "profile rbd", "osd", "profile rbd pool=images", "mgr", "profile rbd pool=images"],
 }
 # The Object Gateway's bank user: S3 keys and a Swift subuser (test credentials on 127.0.0.1 only).
@@ -71,6 +71,11 @@ RGW_SECRET_KEY = "devcloud-rgw-secret"
 RGW_SWIFT_USER = f"{RGW_UID}:swift"
 RGW_SWIFT_KEY = "devcloud-rgw-swift"
 RGW_REGION = "default"
+# A second user for immutable banks: the protected site's write-only credentials. A bucket policy of the
+# bank's owner grants it put, get, list and lock extension on a bucket, never delete (tests/e2e/test_object_lock.py).
+RGW_SITE_A_UID = "devcloud-site-a"
+RGW_SITE_A_ACCESS_KEY = "devcloud-site-a"
+RGW_SITE_A_SECRET_KEY = "devcloud-site-a-secret"
 # A versioned bucket created with S3 Object Lock enabled (for the immutable-bank work).
 OBJECT_LOCK_BUCKET = "devcloud-object-lock"
 DAEMONS = ("mon", "mgr", "osd", "rgw")
@@ -360,6 +365,8 @@ def bootstrap() -> None:
          "--access-key", RGW_ACCESS_KEY, "--secret-key", RGW_SECRET_KEY], "ceph-rgw user", timeout=90)
     run(["radosgw-admin", "subuser", "create", "--uid", RGW_UID, "--subuser", RGW_SWIFT_USER, "--access", "full",
          "--key-type", "swift", "--secret-key", RGW_SWIFT_KEY], "ceph-rgw user", timeout=90)
+    run(["radosgw-admin", "user", "create", "--uid", RGW_SITE_A_UID, "--display-name", "devcloud protected site",
+         "--access-key", RGW_SITE_A_ACCESS_KEY, "--secret-key", RGW_SITE_A_SECRET_KEY], "ceph-rgw user", timeout=90)
     create_object_lock_bucket()
     wait_for("ceph health", healthy, READY_TIMEOUT, list(DAEMONS), LOGS / "ceph-cluster.log", interval=1)
     write_info()
@@ -469,7 +476,7 @@ def info() -> dict:
         "osd_file_gib": OSD_SIZE_GIB,
         "mon_data_avail": {"warn": MON_DATA_AVAIL_WARN, "crit": MON_DATA_AVAIL_CRIT},
         "rgw": {"url": RGW_URL, "s3_region": RGW_REGION, "swift_auth_url": f"{RGW_URL}/auth/1.0",
-                "object_lock_bucket": OBJECT_LOCK_BUCKET, "banks": ["rgw_s3", "rgw_swift"]},
+                "object_lock_bucket": OBJECT_LOCK_BUCKET, "banks": ["rgw_s3", "rgw_s3_site_a", "rgw_swift"]},
         "logs": {name: str(LOGS / f"ceph-{name}.log") for name in DAEMONS},
     }
 
@@ -479,6 +486,9 @@ def bank_entries() -> dict:
     return {
         "rgw_s3": {"type": "s3", "endpoint_url": RGW_URL, "region": RGW_REGION,
                    "access_key": RGW_ACCESS_KEY, "secret_key": RGW_SECRET_KEY},
+        # Owns no bucket: only what a bucket policy grants it (the protected site of an immutable bank).
+        "rgw_s3_site_a": {"type": "s3", "endpoint_url": RGW_URL, "region": RGW_REGION,
+                          "access_key": RGW_SITE_A_ACCESS_KEY, "secret_key": RGW_SITE_A_SECRET_KEY},
         "rgw_swift": {"type": "swift", "cloud": {"auth_type": "v1password", "auth": {
             "auth_url": f"{RGW_URL}/auth/1.0", "username": RGW_SWIFT_USER, "password": RGW_SWIFT_KEY}}},
     }

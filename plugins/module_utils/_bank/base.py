@@ -13,6 +13,7 @@ raised as a ``BankError`` whose message names the bank, the key and the cause.
 from __future__ import annotations
 
 import abc
+import datetime
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError
@@ -23,8 +24,21 @@ class BankObject(t.NamedTuple):
     size: int
 
 
+class ObjectLock(t.NamedTuple):
+    """How long what a backup writes stays immutable (S3 Object Lock), from the ``object_lock_*`` options."""
+
+    mode: str  # "governance" or "compliance"
+    days: int
+    extension_days: int = 7
+
+
 class Bank(abc.ABC):
     """A flat key/value object store holding backups."""
+
+    #: The credentials may not delete: whoever coordinates through this bank writes instead.
+    write_only: bool = False
+    #: Set on a bank whose backups lock what they write (S3 Object Lock); None elsewhere.
+    object_lock: ObjectLock | None = None
 
     #: Human readable location used in every error message, e.g. "s3://bucket/prefix".
     description: str = "bank"
@@ -53,6 +67,21 @@ class Bank(abc.ABC):
 
         Returns how many delete requests were made for existing or absent keys.
         """
+
+    def put_locked(self, key: str, data: bytes | bytearray | memoryview, retain_until: datetime.datetime) -> None:
+        """``put`` with a lock until ``retain_until``; a bank without ``object_lock`` just stores it."""
+        self.put(key, data)
+
+    def locked_until(self, key: str) -> tuple[bool, datetime.datetime | None]:
+        """(exists, retain-until date or None when unlocked) of the object's current version (one HEAD)."""
+        return self.exists(key), None
+
+    def extend_lock(self, key: str, retain_until: datetime.datetime) -> None:
+        """Lock the object's current version until ``retain_until`` (never earlier than it is)."""
+
+    def older_versions(self, key: str) -> t.Iterator[bytes]:
+        """The object's earlier versions, oldest first, in a versioned bucket; none elsewhere."""
+        return iter(())
 
     def no_such_object(self, key: str) -> BankObjectNotFoundError:
         """The error ``get`` raises for an absent ``key``, worded alike by every backend."""

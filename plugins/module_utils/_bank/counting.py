@@ -4,23 +4,27 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
 
-REQUEST_KINDS = ("get", "head", "put", "list", "delete")
+REQUEST_KINDS = ("get", "head", "put", "list", "delete", "lock")
 
 
 class CountingBank(Bank):
     """Passes every call to ``bank`` and counts it: one per get, head (``exists``) and put; a listing
     counts one request per ``list_page_size`` keys (at least one); deletions count what ``delete_many``
-    reports. Retries inside the backend are not counted: these are the requests the engine asked for."""
+    reports; ``lock`` counts the extensions of an object's Object Lock. Retries inside the backend are
+    not counted: these are the requests the engine asked for."""
 
     def __init__(self, bank: Bank) -> None:
         self.inner = bank
         self.description = bank.description
         self.list_page_size = bank.list_page_size
+        self.write_only = bank.write_only
+        self.object_lock = bank.object_lock
         self.counts = dict.fromkeys(REQUEST_KINDS, 0)
         self.list_keys = 0
         self.bytes_read = 0
@@ -48,6 +52,23 @@ class CountingBank(Bank):
     def exists(self, key: str) -> bool:
         self._count("head")
         return self.inner.exists(key)
+
+    def put_locked(self, key: str, data: bytes | bytearray | memoryview, retain_until: datetime.datetime) -> None:
+        self._count("put")
+        self.inner.put_locked(key, data, retain_until)
+
+    def locked_until(self, key: str) -> tuple[bool, datetime.datetime | None]:
+        self._count("head")
+        return self.inner.locked_until(key)
+
+    def older_versions(self, key: str) -> t.Iterator[bytes]:
+        for data in self.inner.older_versions(key):
+            self._count("get", 1, len(data))
+            yield data
+
+    def extend_lock(self, key: str, retain_until: datetime.datetime) -> None:
+        self._count("lock")
+        self.inner.extend_lock(key, retain_until)
 
     def list(self, prefix: str = "") -> t.Iterator[BankObject]:
         self._count("list")

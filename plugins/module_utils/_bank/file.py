@@ -32,7 +32,9 @@ class FileBank(Bank):
     ``path``, ``create`` and ``prefix`` are the ``bank`` suboptions (doc_fragments/_bank.py); ``None`` means unset.
     """
 
-    def __init__(self, path: str | None, create: bool | None = False, fsync: bool = True, prefix: str | None = "") -> None:
+    def __init__(self, path: str | None, create: bool | None = False, fsync: bool = True, prefix: str | None = "",
+                 write_only: bool | None = False) -> None:
+        self.write_only = bool(write_only)
         if not path or not isinstance(path, str):
             raise InvalidInputError("The file bank needs O(bank.path), a directory")
         self.root = os.path.abspath(os.path.expanduser(path))

@@ -74,6 +74,14 @@ BANK_OPTIONS: tuple[BankOption, ...] = (
                _REMOTE, default=DEFAULT_MAX_ATTEMPTS, minimum=1, maximum=100, ignored_by=("file",), argument="retry"),
     BankOption("max_total_time", "float", "Seconds after which a failing request is no longer retried, whatever O(bank.max_attempts) allows.",
                _REMOTE, default=DEFAULT_MAX_TOTAL_SECONDS, minimum=0, maximum=86400, ignored_by=("file",), argument="retry"),
+    BankOption("object_lock_days", "int", "Keep every chunk and manifest a backup writes immutable (S3 Object Lock) for at least "
+               "this many days; a chunk a later backup reuses has its lock extended. Needs a bucket created with Object Lock.",
+               ("s3",), minimum=1, maximum=36500),
+    BankOption("object_lock_extension_days", "int", "When a reused chunk's lock must be extended, extend it this many days beyond "
+               "the new backup's own date, so daily backups extend each chunk once in that many days (V(7) when unset).",
+               ("s3",), minimum=0, maximum=3650),
+    BankOption("object_lock_mode", "str", "The S3 Object Lock mode of what backups write, with O(bank.object_lock_days) "
+               "(V(governance) when unset).", ("s3",), choices=("governance", "compliance")),
     BankOption("path", "path", "The bank's directory, for O(bank.type=file). Required for that type.", ("file",), required_for=("file",)),
     BankOption("prefix", "str", "Keep the bank under this key prefix (V(s3), V(swift)) or subdirectory (V(file)), so one bucket or "
                "container can hold several banks.", BANK_TYPES, default=""),
@@ -86,6 +94,8 @@ BANK_OPTIONS: tuple[BankOption, ...] = (
     BankOption("session_token", "str", "The S3 session token of temporary credentials.", ("s3",), no_log=True, env=("AWS_SESSION_TOKEN",)),
     BankOption("type", "str", "The kind of bank.", BANK_TYPES, choices=BANK_TYPES, required_for=BANK_TYPES, argument=None),
     BankOption("validate_certs", "bool", "Verify the S3 endpoint's TLS certificate.", ("s3",)),
+    BankOption("write_only", "bool", "The credentials may put, get and list but not delete (a protected site's); backups, their "
+               "resumes and O(bank) reads then never send a delete.", BANK_TYPES, default=False),
 )
 OPTIONS_BY_NAME = {option.name: option for option in BANK_OPTIONS}
 

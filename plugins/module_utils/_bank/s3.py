@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+import base64
+import datetime
+import hashlib
 import http.client
 import os
 import traceback
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject, ObjectLock
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.object_keys import normalize_root_prefix, validate_key, validate_prefix
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import OPTIONS_BY_NAME
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry import BackendErrors, RetryingCall, RetryPolicy
@@ -147,6 +150,15 @@ def _region(region: str | None) -> str:
     return region or next((value for value in env if value), DEFAULT_REGION)
 
 
+def _object_lock(mode: str | None, days: int | None, extension_days: int | None) -> ObjectLock | None:
+    if days is None:
+        stray = [name for name, value in (("object_lock_mode", mode), ("object_lock_extension_days", extension_days)) if value is not None]
+        if stray:
+            raise InvalidInputError(f"O(bank.{stray[0]}) needs O(bank.object_lock_days)", option=f"bank.{stray[0]}")
+        return None
+    return ObjectLock(mode or "governance", int(days), 7 if extension_days is None else int(extension_days))
+
+
 class S3Bank(Bank):
     """Objects are ``<prefix><key>`` in one bucket.
 
@@ -166,6 +178,9 @@ class S3Bank(Bank):
         create: bool | None = False,
         endpoint_url: str | None = None,
         max_pool_connections: int = MIN_POOL_CONNECTIONS,
+        object_lock_days: int | None = None,
+        object_lock_extension_days: int | None = None,
+        object_lock_mode: str | None = None,
         prefix: str | None = "",
         profile: str | None = None,
         read_timeout: float | None = None,
@@ -174,6 +189,7 @@ class S3Bank(Bank):
         secret_key: str | None = None,
         session_token: str | None = None,
         validate_certs: bool | None = True,
+        write_only: bool | None = False,
     ) -> None:
         if not HAS_BOTO3:
             raise InvalidInputError(f"The s3 bank needs the Python library boto3 (pip install boto3): {BOTO3_IMPORT_ERROR}")
@@ -183,6 +199,11 @@ class S3Bank(Bank):
         if checksum_calculation is not None and checksum_calculation not in checksum_choices:
             raise InvalidInputError(f"O(bank.checksum_calculation) must be {' or '.join(checksum_choices)}")
         self.bucket = bucket
+        self.object_lock = _object_lock(object_lock_mode, object_lock_days, object_lock_extension_days)
+        self.write_only = bool(write_only)
+        # The protected site writes into a bucket another user owns, who must read (and later delete) what it
+        # wrote: S3 gives an object to its writer unless the writer hands it over.
+        self._put_extra: dict[str, str] = {"ACL": "bucket-owner-full-control"} if self.write_only else {}
         self.prefix = normalize_root_prefix(prefix)
         self.region = _region(region)
         if client is None:
@@ -211,7 +232,28 @@ class S3Bank(Bank):
         # us-east-1 is the one region that refuses an explicit LocationConstraint.
         if self.region != DEFAULT_REGION:
             params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        if self.object_lock is not None:
+            # S3 enables Object Lock only when a bucket is created; it cannot be added later.
+            params["ObjectLockEnabledForBucket"] = True
         self._call.reach_or_create("bucket", reach=self._reach_bucket, make=lambda: self.client.create_bucket(**params), create=create)
+        if self.object_lock is not None:
+            self._check_object_lock()
+
+    def _check_object_lock(self) -> None:
+        def configuration() -> str | None:
+            try:
+                answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+            except botocore.exceptions.ClientError as exc:
+                if _error_code(exc)[0] == "ObjectLockConfigurationNotFoundError":
+                    return None
+                raise
+            return (answer.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled")
+
+        if self._call("", "read the bucket's Object Lock configuration", configuration) != "Enabled":
+            raise InvalidInputError(
+                f"{self.description}: O(bank.object_lock_days) is set but the bucket has no Object Lock. S3 enables it only "
+                "when a bucket is created: create a new bucket with Object Lock (or let O(bank.create=true) create it)",
+                option="bank.object_lock_days")
 
     def _reach_bucket(self) -> None:
         """HEAD the bucket; a bare 403 or 404 is explained by what a GET of the bucket answers."""
@@ -247,7 +289,59 @@ class S3Bank(Bank):
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         full = self._full(key)
         body = data if isinstance(data, bytes) else bytes(data)
-        self._call(key, "store the object", lambda: self.client.put_object(Bucket=self.bucket, Key=full, Body=body))
+        self._call(key, "store the object", lambda: self.client.put_object(Bucket=self.bucket, Key=full, Body=body, **self._put_extra))
+
+    def put_locked(self, key: str, data: bytes | bytearray | memoryview, retain_until: datetime.datetime) -> None:
+        if self.object_lock is None:
+            self.put(key, data)
+            return
+        full = self._full(key)
+        body = data if isinstance(data, bytes) else bytes(data)
+        # Object Lock parameters need an integrity header; Content-MD5 is the one every server takes.
+        md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
+        self._call(key, "store the locked object", lambda: self.client.put_object(
+            Bucket=self.bucket, Key=full, Body=body, ContentMD5=md5,
+            ObjectLockMode=self.object_lock.mode.upper(), ObjectLockRetainUntilDate=retain_until, **self._put_extra))
+
+    def locked_until(self, key: str) -> tuple[bool, datetime.datetime | None]:
+        full = self._full(key)
+
+        def check() -> tuple[bool, datetime.datetime | None]:
+            answer = self.client.head_object(Bucket=self.bucket, Key=full)
+            return True, answer.get("ObjectLockRetainUntilDate")
+
+        return self._call(key, "check the object's lock", check, not_found=lambda: (False, None))
+
+    def older_versions(self, key: str) -> t.Iterator[bytes]:
+        full = self._full(key)
+
+        def versions() -> list[str]:
+            answer = self.client.list_object_versions(Bucket=self.bucket, Prefix=full)
+            found = [v for v in answer.get("Versions") or () if v.get("Key") == full and not v.get("IsLatest")]
+            return [v["VersionId"] for v in sorted(found, key=lambda v: v.get("LastModified") or 0)]
+
+        def fetch(version: str) -> bytes:
+            response = self.client.get_object(Bucket=self.bucket, Key=full, VersionId=version)
+            with response["Body"] as body:
+                return body.read()
+
+        try:
+            ids = self._call(key, "list the object's versions", versions)
+        except BankError:
+            return  # not a versioned bucket, or no right to list versions: nothing older to offer
+        for version in ids:
+            try:
+                yield self._call(key, "read an earlier version", lambda v=version: fetch(v))
+            except BankError:
+                continue  # written by someone else and not handed over: not ours
+
+    def extend_lock(self, key: str, retain_until: datetime.datetime) -> None:
+        if self.object_lock is None:
+            return
+        full = self._full(key)
+        retention = {"Mode": self.object_lock.mode.upper(), "RetainUntilDate": retain_until}
+        self._call(key, "extend the object's lock", lambda: self.client.put_object_retention(
+            Bucket=self.bucket, Key=full, Retention=retention))
 
     def get(self, key: str) -> bytes:
         full = self._full(key)

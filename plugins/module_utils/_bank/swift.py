@@ -105,7 +105,9 @@ class SwiftBank(Bank):
         read_timeout: float | None = None,
         region_name: str | None = None,
         retry: RetryPolicy | None = None,
+        write_only: bool | None = False,
     ) -> None:
+        self.write_only = bool(write_only)
         if not HAS_OPENSTACKSDK:
             raise InvalidInputError(f"The swift bank needs the Python library openstacksdk (pip install openstacksdk): {OPENSTACKSDK_IMPORT_ERROR}")
         if not container or "/" in container:

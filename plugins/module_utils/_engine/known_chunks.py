@@ -15,7 +15,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import DocumentFormat, DocumentSealer
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import DocumentFormat, DocumentSealer, parse_utc
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
     CHUNKS_PREFIX,
     digest_from_chunk_key,
@@ -120,8 +120,11 @@ def source_index_bytes(backup_id: str, previous: t.Sequence[str], sealer: Docume
 class KnownChunks:
     """What one backup knows the bank holds before asking: ``known`` ids, and whether to HEAD the rest."""
 
-    def __init__(self, known: PackedIdSet, check_each: bool, parents: list[str], listed: bool) -> None:
+    def __init__(self, known: PackedIdSet, check_each: bool, parents: list[str], listed: bool,
+                 protected_until: float | None = None) -> None:
         self.known = known
+        # The earliest Object Lock date the parents' manifests record (None: unknown or unlocked).
+        self.protected_until = protected_until
         self.check_each = check_each
         self.parents = parents  # ids of the parent backups whose manifests were read
         self.listed = listed  # the whole of chunks/ was listed (a tiny bank)
@@ -136,6 +139,7 @@ class KnownChunks:
         """
         known = PackedIdSet()
         parents = []
+        locked_until: list[float | None] = []
         for backup_id in parent_ids:
             if backup_id == own_id:
                 continue
@@ -146,8 +150,10 @@ class KnownChunks:
                 continue  # deleted since (or damaged): the HEADs cover it
             known.update(manifest.chunk_map.data_digests())
             parents.append(backup_id)
+            locked_until.append(parse_utc(manifest.document.get("protected_until")))
         if parents:
-            return cls(known, check_each=True, parents=parents, listed=False)
+            earliest = None if None in locked_until else min(t.cast("list[float]", locked_until))
+            return cls(known, check_each=True, parents=parents, listed=False, protected_until=earliest)
         listed = 0
         budget = LISTING_BUDGET if listing_budget is None else listing_budget
         for entry in bank.list(CHUNKS_PREFIX):

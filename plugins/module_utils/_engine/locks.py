@@ -21,6 +21,7 @@ whose holder lives is never broken. Described in docs/bank-format.md (Locks).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -166,7 +167,13 @@ class BankLock:
     start_ticks: t.Callable[[int], int | None] = process_start_ticks
 
     def __post_init__(self) -> None:
-        self.key = lock_key(f"{self.kind}-{uuid.uuid4()}")
+        if self.bank.write_only:
+            # Nothing is ever deleted: a released lock stays, so one holder and operation reuse one key.
+            slot = hashlib.sha256(json.dumps([self.holder.as_dict().get("host"), self.holder.as_dict().get("pid_namespace"),
+                                              self.operation]).encode("utf-8")).hexdigest()[:32]
+            self.key = lock_key(f"{self.kind}-{slot}")
+        else:
+            self.key = lock_key(f"{self.kind}-{uuid.uuid4()}")
         self.broken: list[str] = []
         self._stop_refreshing = threading.Event()
         self._refresher: threading.Thread | None = None
@@ -221,6 +228,7 @@ class BankLock:
     def _conflicting_locks(self) -> list[dict]:
         conflicts = []
         stale: dict[str, str] = {}
+        released: list[str] = []
         for entry in self.bank.list(LOCKS_PREFIX):
             if entry.key == self.key:
                 continue
@@ -234,13 +242,18 @@ class BankLock:
                     raise ValueError("not an object")
             except (UnicodeDecodeError, ValueError):
                 document = {"kind": EXCLUSIVE, "operation": "unreadable lock", "host": "?", "pid": "?"}
+            if document.get("released"):
+                released.append(entry.key)  # left by a run that may not delete (O(bank.write_only))
+                continue
             reason = self._is_stale(entry.key, data, document)
             if reason is not None:
                 stale[entry.key] = f"{self._describe(document)} ({entry.key}): {reason}"
             elif self.kind == EXCLUSIVE or document.get("kind") == EXCLUSIVE:
                 conflicts.append(document)
+        if released and not self.bank.write_only:
+            self.bank.delete_many(released)
         if stale:
-            self.bank.delete_many(sorted(stale))
+            self._remove(sorted(stale))
             self.broken.extend(f"Broke the stale bank lock of {stale[key]}" for key in sorted(stale))
             for key in sorted(stale):
                 notices.add(f"Broke the stale bank lock of {stale[key]}")
@@ -256,7 +269,7 @@ class BankLock:
             conflicts = self._conflicting_locks()
             if not conflicts:
                 break
-            self.bank.delete_many([self.key])
+            self._remove([self.key])
             if self.clock() >= deadline:
                 holders = "; ".join(self._describe(conflict) for conflict in conflicts)
                 article = "an" if self.kind == EXCLUSIVE else "a"
@@ -278,7 +291,7 @@ class BankLock:
     def _refresh_loop(self) -> None:
         while not self._stop_refreshing.wait(self.refresh_interval):
             try:
-                self.bank.get(self.key)
+                self._check_ours()
             except BankObjectNotFoundError:
                 # Another run broke it: writing it again would hide that from assert_still_held.
                 self._lost = "another run removed it"
@@ -296,7 +309,7 @@ class BankLock:
             self._lost = f"it could not be renewed for {self.clock() - self._last_refresh:.0f} s"
         if self._lost is None:
             try:
-                self.bank.get(self.key)
+                self._check_ours()
             except BankObjectNotFoundError:
                 self._lost = "another run removed it"
         if self._lost is not None:
@@ -308,9 +321,23 @@ class BankLock:
             self._refresher.join(timeout=30)
             self._refresher = None
         try:
-            self.bank.delete_many([self.key])
+            self._remove([self.key])
         except BankError:
             pass  # an unreleased lock is broken by the next run that finds its holder gone
+
+    def _check_ours(self) -> None:
+        """Raise BankObjectNotFoundError when our lock is gone or marked released by another run."""
+        data = self.bank.get(self.key)
+        if self.bank.write_only and b'"released": true' in data:
+            raise self.bank.no_such_object(self.key)
+
+    def _remove(self, keys: list[str]) -> None:
+        """Delete lock objects; a O(bank.write_only) bank overwrites them with a released mark instead."""
+        if not self.bank.write_only:
+            self.bank.delete_many(keys)
+            return
+        for key in keys:
+            self.bank.put(key, json.dumps({"released": True, "released_at": time.time()}).encode("utf-8"))
 
     def __enter__(self) -> BankLock:
         return self.acquire()

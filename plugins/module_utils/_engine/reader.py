@@ -20,7 +20,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec im
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import chunk_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.malloc_arenas import limit_malloc_arenas
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError, IntegrityError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, BankObjectNotFoundError, IntegrityError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
 
 
@@ -54,10 +54,20 @@ class BackupReader:
         key = chunk_key(digest)
         where = f"chunk {index} ({key}) of backup {self.manifest.backup_name!r} in {self.bank.description}"
         try:
-            blob = self.bank.get(key)
-        except BankObjectNotFoundError:
-            raise IntegrityError(f"The backup is damaged: {where} is missing from the bank") from None
-        return self.codec.decode(digest, blob, self.manifest.chunk_length(index), where)
+            try:
+                blob = self.bank.get(key)
+            except BankObjectNotFoundError:
+                raise IntegrityError(f"The backup is damaged: {where} is missing from the bank") from None
+            return self.codec.decode(digest, blob, self.manifest.chunk_length(index), where)
+        except (BankError, IntegrityError):  # a foreign overwrite may also be unreadable (403)
+            # A versioned (Object Lock) bucket keeps what was first written under a delete marker or an
+            # overwrite: a chunk's id names its content, so the first version that verifies is the chunk.
+            for older in self.bank.older_versions(key):
+                try:
+                    return self.codec.decode(digest, older, self.manifest.chunk_length(index), where)
+                except IntegrityError:
+                    continue
+            raise
 
     def _fill_read_ahead(self) -> None:
         while len(self._pending) < self._read_ahead:

@@ -15,6 +15,7 @@ in check mode they only count.
 from __future__ import annotations
 
 import dataclasses
+import time
 import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
@@ -28,6 +29,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks im
     EXCLUSIVE,
     BankLock,
 )
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.known_chunks import PackedIdSet
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
@@ -46,6 +48,8 @@ class DeletionPlan:
     objects: list[str] = dataclasses.field(default_factory=list)
     object_bytes: int = 0
     deleted: bool = False
+    # The Object Lock date of a backup that may not be deleted yet (it is then kept whole), or None.
+    protected_until: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -94,6 +98,10 @@ def plan_deletion(store: BackupStore, backup: str) -> DeletionPlan:
         return DeletionPlan(backup_id, manifest=None)
     # Reading the bank configuration first refuses a wrong passphrase before anything is planned.
     manifest = store.load_manifest(backup_id) if store.check_access() else None
+    locked = parse_utc(manifest.document.get("protected_until")) if manifest is not None else None
+    if locked is not None and locked > time.time():
+        # Its objects are locked: trying would only fail (or leave delete markers over locked versions).
+        return DeletionPlan(backup_id, manifest, protected_until=manifest.document["protected_until"])
     # The manifest goes first: an interrupted deletion never leaves a complete-looking backup.
     ordered = sorted(own_objects, key=lambda key: not key.endswith("/" + MANIFEST_NAME))
     return DeletionPlan(backup_id, manifest, objects=ordered, object_bytes=sum(own_objects.values()))

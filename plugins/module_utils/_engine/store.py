@@ -42,7 +42,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.locks im
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.reader import BackupReader
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import DEFAULT_CHUNK_SIZE
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.writer import BackupWriter
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError, InvalidInputError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, BankObjectNotFoundError, IntegrityError, InvalidInputError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
 
 COMPLETE = "complete"
@@ -125,10 +125,20 @@ class BackupStore:
         """The complete backup named ``backup`` (name or id), or None when there is none."""
         key = manifest_key(self.backup_id_for(backup))
         try:
-            data = self.bank.get(key)
-        except BankObjectNotFoundError:
-            return None
-        return self.manifest_at(key, data)
+            try:
+                data = self.bank.get(key)
+            except BankObjectNotFoundError:
+                return None  # deleted (a delete marker too): never brought back from older versions
+            return self.manifest_at(key, data)
+        except (BankError, IntegrityError) as damaged:
+            # In a versioned (Object Lock) bucket an overwrite leaves the original below: the oldest
+            # version that opens is the manifest as its backup wrote it.
+            for older in self.bank.older_versions(key):
+                try:
+                    return self.manifest_at(key, older)
+                except IntegrityError:
+                    continue
+            raise damaged
 
     def manifest_at(self, key: str, data: bytes | None = None) -> Manifest:
         """The manifest stored at ``key`` (read from the bank unless ``data`` is given): every reader of

@@ -32,6 +32,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.chunking
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import Progress, utc_now
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.hashing import StreamHasher
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.immutability import LockPlan
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.known_chunks import (
     KnownChunks,
     PackedIdSet,
@@ -177,6 +178,8 @@ class BackupWriter:
         self._source_index: list[str] = []
         self._known_lock = threading.Lock()
         self._created_at = utc_now()
+        # With S3 Object Lock: the dates until which this backup's objects must stay locked.
+        self._lock_plan = LockPlan.for_bank(self.bank, time.time())
         self._expected_size: int | None = None
         self._last_progress = 0.0
         self._lock: BankLock | None = None
@@ -187,8 +190,16 @@ class BackupWriter:
     def _store_chunk(self, chunk: bytes) -> _ChunkOutcome:
         zero_clusters = zero_cluster_bitmap(chunk, self._zero_bitmap_size)
         digest = self.codec.identity(chunk)
+        plan = self._lock_plan
         if digest in self._stored.known:
-            return _ChunkOutcome(digest, zero_clusters, False, 0)
+            if plan is None or plan.covers(self._stored.protected_until):
+                return _ChunkOutcome(digest, zero_clusters, False, 0)
+            with self._known_lock:
+                seen = digest in self._known_chunks
+                self._known_chunks.add(digest)
+            if seen or plan.protect_existing(self.bank, chunk_key(digest)):
+                return _ChunkOutcome(digest, zero_clusters, False, 0, checked=True)
+            return self._upload(digest, chunk, zero_clusters, checked=True)
         # Claimed before the upload, so a chunk repeated within the run is stored once;
         # if the claiming upload fails the whole backup fails, so the claim never hides a gap.
         with self._known_lock:
@@ -198,11 +209,19 @@ class BackupWriter:
             return _ChunkOutcome(digest, zero_clusters, False, 0)
         key = chunk_key(digest)
         # Another volume may hold it (clones of one image): one HEAD, here in the pool, beside the hashing.
-        if self._stored.check_each and self.bank.exists(key):
-            return _ChunkOutcome(digest, zero_clusters, False, 0, checked=True)
+        if self._stored.check_each:
+            found = plan.protect_existing(self.bank, key) if plan is not None else self.bank.exists(key)
+            if found:
+                return _ChunkOutcome(digest, zero_clusters, False, 0, checked=True)
+        return self._upload(digest, chunk, zero_clusters, checked=self._stored.check_each)
+
+    def _upload(self, digest: bytes, chunk: bytes, zero_clusters: t.Any, checked: bool) -> _ChunkOutcome:
         blob = self.codec.encode(digest, chunk)
-        self.bank.put(key, blob)
-        return _ChunkOutcome(digest, zero_clusters, True, len(blob), checked=self._stored.check_each)
+        if self._lock_plan is not None:
+            self.bank.put_locked(chunk_key(digest), blob, self._lock_plan.retain_until_date)
+        else:
+            self.bank.put(chunk_key(digest), blob)
+        return _ChunkOutcome(digest, zero_clusters, True, len(blob), checked=checked)
 
     # -- progress, for bank_backup_info and resumed runs -----------------------------------------
 
@@ -239,6 +258,8 @@ class BackupWriter:
             self._source_index = (read_source_index(self.bank, self._source_index_key, self.codec.document_sealer)
                                   if self._source_index_key else [])
             self._stored = KnownChunks.gather(self.bank, self._source_index, self.backup_id, sealer=self.codec.document_sealer)
+            if self._lock_plan is not None and self._lock_plan.covers(self._stored.protected_until):
+                self._lock_plan.note(t.cast(float, self._stored.protected_until))
             self._manifest = self._store_chunks(pieces, expected_hash)
         except BaseException as exc:
             self.abort(exc)
@@ -251,8 +272,15 @@ class BackupWriter:
         try:
             self._lock.assert_still_held()
             key = manifest_key(self.backup_id)
-            self.bank.put(key, self._manifest.to_bytes(self.codec.document_sealer, key))
-            self.bank.delete_many([progress_key(self.backup_id)])
+            if self._lock_plan is not None:
+                # Every chunk is locked by now; the manifest records the earliest of their dates.
+                self._manifest.document.update(self._lock_plan.manifest_fields())
+                self.bank.put_locked(key, self._manifest.to_bytes(self.codec.document_sealer, key),
+                                     self._lock_plan.retain_until_date)
+            else:
+                self.bank.put(key, self._manifest.to_bytes(self.codec.document_sealer, key))
+            if not self.bank.write_only:
+                self.bank.delete_many([progress_key(self.backup_id)])  # a complete backup is its manifest
         except BaseException as exc:
             self.abort(exc)
             raise

@@ -17,7 +17,7 @@ from ._engine.engine_helpers import backup, failed_backup
 from .flow_fakes import memory_bank_for, module
 
 LISTED_KEYS = ["bytes_done", "bytes_total", "completed_at", "created_at", "description", "hashes", "id", "name",
-               "size", "source_cloud", "source_volume", "stats", "status", "stored_bytes", "updated_at"]
+               "protected_until", "size", "source_cloud", "source_volume", "stats", "status", "stored_bytes", "updated_at"]
 
 
 @pytest.fixture(name="bank")

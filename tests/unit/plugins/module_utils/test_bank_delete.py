@@ -30,7 +30,8 @@ def test_delete_then_prune_reports_what_it_removed(bank):
     result = _bank_delete.run_bank_delete(module(backup="done", prune=True))
     assert result == predicted
     assert result["changed"] and result["backup"] == {"id": store.backup_id_for("done"), "name": "done"}
-    assert sorted(result["deleted"]) == ["bytes", "chunks", "chunks_referenced", "keys", "objects"]
+    assert sorted(result["deleted"]) == ["bytes", "chunks", "chunks_referenced", "keys", "objects", "protected_until"]
+    assert result["deleted"]["protected_until"] is None
     assert (result["deleted"]["chunks"], result["deleted"]["chunks_referenced"]) == (0, 1)
     assert sorted(result["pruned"]) == ["bytes", "chunks", "keys", "objects", "progress_objects", "referenced_chunks"]
     # The deleted backup's chunk and the failed backup's go in the same run's prune.

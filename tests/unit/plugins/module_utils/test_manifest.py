@@ -182,7 +182,7 @@ def test_a_backup_summary_has_one_shape():
     manifest = make_manifest(MIB, MIB)
     manifest.document["source"] = {"volume": {"id": "v1", "name": "db", "size": 1, "cloud": "a", "region": "r"}}
     summary = backup_summary(reparsed(manifest))
-    assert sorted(summary) == ["completed_at", "created_at", "description", "hashes", "id", "name", "size",
-                               "source_cloud", "source_volume", "stored_bytes"]
+    assert sorted(summary) == ["completed_at", "created_at", "description", "hashes", "id", "name", "protected_until",
+                               "size", "source_cloud", "source_volume", "stored_bytes"]
     assert summary["source_volume"]["id"] == "v1" and summary["source_cloud"] == {"cloud": "a", "region": "r"}
     assert (summary["size"], summary["stored_bytes"]) == (MIB, 7)

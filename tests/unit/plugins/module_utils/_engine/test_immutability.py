@@ -1,0 +1,199 @@
+# Copyright: openstack_dr.bank contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Object Lock banks: what a backup locks and extends, and write-only credentials that never delete.
+
+The bank below behaves as S3 Object Lock does where it matters here: a lock can be extended, never
+shortened, and a locked object cannot be deleted. Its clock is the test's, so days pass in an instant.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import pytest
+
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import ObjectLock
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.s3 import _object_lock
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import retention
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import writer as writer_module
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import manifest_key, progress_key
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import MIB
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, IntegrityError, InvalidInputError
+
+from .engine_helpers import backup, lock_objects, restore, stored_chunks
+from .memory_bank import MemoryBank
+
+DAY = 86400.0
+START = 1_800_000_000.0
+SOURCE = {"volume": {"id": "vol-1", "name": "db"}}
+
+
+class LockingBank(MemoryBank):
+    """A memory bank with S3 Object Lock's rules; ``write_only`` refuses every delete."""
+
+    def __init__(self, lock: ObjectLock | None = ObjectLock("compliance", 30, 7), write_only: bool = False) -> None:
+        super().__init__()
+        self.object_lock = lock
+        self.write_only = write_only
+        self.until: dict[str, datetime.datetime] = {}
+        self.extended: list[str] = []
+        self.heads = 0
+        self.history: dict[str, list[bytes]] = {}  # a versioned bucket's earlier versions, oldest first
+
+    def put(self, key, data):
+        if key in self.objects:
+            self.history.setdefault(key, []).append(self.objects[key])
+        super().put(key, data)
+
+    def older_versions(self, key):
+        return iter(list(self.history.get(key, [])))
+
+    def put_locked(self, key, data, retain_until):
+        self.put(key, data)
+        self.until[key] = retain_until
+
+    def locked_until(self, key):
+        self.heads += 1
+        return key in self.objects, self.until.get(key) if key in self.objects else None
+
+    def extend_lock(self, key, retain_until):
+        if key in self.until and retain_until < self.until[key]:
+            raise BankError(f"{key}: a lock can only be extended")
+        self.until[key] = retain_until
+        self.extended.append(key)
+
+    def delete_many(self, keys):
+        keys = list(keys)
+        if self.write_only:
+            raise BankError("AccessDenied: these credentials may not delete")
+        locked = [key for key in keys if key in self.until and self.until[key].timestamp() > writer_module.time.time()]
+        if locked:
+            raise BankError(f"AccessDenied: {locked[0]} is locked")
+        return super().delete_many(keys)
+
+
+@pytest.fixture(name="clock")
+def clock_fixture(monkeypatch):
+    """The wall clock the writer and the deletion read, set by the test."""
+    now = {"t": START}
+    monkeypatch.setattr(writer_module.time, "time", lambda: now["t"])
+    return now
+
+
+def unique_chunks(manifest) -> int:
+    return len(manifest.chunk_map.unique_data_digests())
+
+
+def test_a_first_backup_locks_every_chunk_and_its_manifest_until_its_date_plus_the_extension(clock):
+    bank = LockingBank()
+    data = os.urandom(3 * MIB) + bytes(MIB) + os.urandom(MIB)
+    writer, manifest = backup(BackupStore(bank), "day-0", data, source=SOURCE)
+    until = START + 37 * DAY
+    assert {key: value.timestamp() for key, value in bank.until.items()} == dict.fromkeys(
+        stored_chunks(bank) | {manifest_key(manifest.backup_id)}, until)
+    assert parse_utc(manifest.document["protected_until"]) == until
+    assert manifest.document["object_lock"] == {"mode": "compliance", "days": 30, "extension_days": 7}
+    assert writer.stats.requests["lock"] == 0 and not bank.extended
+
+
+def test_daily_backups_extend_a_reused_chunk_once_per_extension_period(clock):
+    bank = LockingBank()
+    store = BackupStore(bank)
+    data = os.urandom(4 * MIB)
+    dummy, first = backup(store, "day-0", data, source=SOURCE)
+    for day in range(1, 8):  # the parent's chunks are locked until day 37, enough for a backup of day 7
+        clock["t"] = START + day * DAY
+        writer, manifest = backup(store, f"day-{day}", data, source=SOURCE)
+        assert writer.stats.requests["lock"] == 0 and writer.stats.requests["head"] == 0
+        assert manifest.document["protected_until"] == first.document["protected_until"]
+    clock["t"] = START + 8 * DAY
+    heads_before = bank.heads
+    writer, manifest = backup(store, "day-8", data, source=SOURCE)
+    # Each chunk: one HEAD (its lock date), one extension to day 8 + 30 + 7.
+    assert writer.stats.requests["lock"] == unique_chunks(manifest) == 4
+    assert bank.heads - heads_before == 4
+    assert parse_utc(manifest.document["protected_until"]) == START + 45 * DAY
+    assert all(value.timestamp() >= START + 38 * DAY for key, value in bank.until.items() if key.startswith("chunks/"))
+    assert restore(store, "day-0") == data
+
+
+def test_a_chunk_deleted_behind_the_backups_back_is_stored_again_with_its_lock(clock):
+    bank = LockingBank()
+    store = BackupStore(bank)
+    data = os.urandom(2 * MIB)
+    backup(store, "day-0", data, source=SOURCE)
+    gone = sorted(stored_chunks(bank))[0]
+    del bank.objects[gone]  # what a delete marker looks like to a GET
+    clock["t"] = START + 10 * DAY
+    writer, manifest = backup(store, "day-10", data, source=SOURCE)
+    assert gone in bank.objects and bank.until[gone].timestamp() == START + 47 * DAY
+    assert writer.stats.requests["lock"] == 1  # the other chunk extended, the lost one stored anew
+    assert restore(store, "day-10") == data
+
+
+def test_a_reused_chunk_locked_longer_is_never_shortened(clock):
+    bank = LockingBank()
+    store = BackupStore(bank)
+    data = os.urandom(MIB)
+    backup(store, "long", data, source={"volume": {"id": "other"}})
+    long_lock = bank.until[next(iter(stored_chunks(bank)))]
+    bank.object_lock = ObjectLock("compliance", 3, 0)
+    clock["t"] = START + DAY
+    writer, manifest = backup(store, "short", data, source=SOURCE)  # found by a HEAD, not from a parent
+    assert writer.stats.requests["lock"] == 0
+    assert bank.until[next(iter(stored_chunks(bank)))] == long_lock
+    assert parse_utc(manifest.document["protected_until"]) == START + 4 * DAY
+
+
+def test_write_only_credentials_back_up_and_resume_without_a_single_delete(clock):
+    bank = LockingBank(write_only=True)
+    store = BackupStore(bank)
+    data = os.urandom(2 * MIB)
+    dummy, manifest = backup(store, "day-0", data, source=SOURCE)
+    # Locks are marked released in place (the bank's first write takes an exclusive one), the progress
+    # object stays: the manifest says complete.
+    assert len(lock_objects(bank)) == 2 and all(b'"released": true' in bank.objects[key] for key in lock_objects(bank))
+    assert progress_key(manifest.backup_id) in bank.objects
+    assert store.list_backups()[0].status == "complete"
+    backup(store, "day-0-again", data, source=SOURCE)
+    backup(store, "day-0-again", data, source=SOURCE)  # one operation reuses its lock object
+    assert len(lock_objects(bank)) == 3
+    assert restore(store, "day-0-again") == data
+
+
+def test_a_privileged_run_removes_released_locks_and_keeps_protected_backups(clock):
+    bank = LockingBank(write_only=True)
+    store = BackupStore(bank)
+    dummy, manifest = backup(store, "day-0", os.urandom(MIB), source=SOURCE)
+    bank.write_only = False  # the management host's credentials, on the same bucket
+    plan = retention.delete_backup(store, "day-0")
+    assert not lock_objects(bank)
+    assert (plan.deleted, plan.exists, plan.protected_until) == (False, False, manifest.document["protected_until"])
+    assert manifest_key(manifest.backup_id) in bank.objects
+    clock["t"] = START + 38 * DAY
+    plan = retention.delete_backup(store, "day-0")
+    assert plan.deleted and plan.protected_until is None and manifest_key(manifest.backup_id) not in bank.objects
+
+
+def test_a_restore_reads_past_overwritten_chunks_and_manifests_to_the_versions_that_verify(clock):
+    bank = LockingBank()
+    store = BackupStore(bank)
+    data = os.urandom(2 * MIB)
+    dummy, manifest = backup(store, "day-0", data, source=SOURCE)
+    for key in sorted(stored_chunks(bank)) + [manifest_key(manifest.backup_id)]:
+        bank.put(key, b"ransom note")  # what a compromised site with put rights can do
+    assert restore(BackupStore(bank), "day-0") == data
+    bank.history.clear()  # an unversioned bucket: the damage is named, never restored
+    with pytest.raises(IntegrityError):
+        restore(BackupStore(bank), "day-0")
+
+
+def test_object_lock_options_need_their_days():
+    assert _object_lock(None, None, None) is None
+    assert _object_lock(None, 10, None) == ObjectLock("governance", 10, 7)
+    for mode, extension in (("compliance", None), (None, 3)):
+        with pytest.raises(InvalidInputError, match="needs O\\(bank.object_lock_days\\)"):
+            _object_lock(mode, None, extension)
