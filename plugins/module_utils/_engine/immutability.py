@@ -14,19 +14,13 @@ from __future__ import annotations
 
 import datetime
 import threading
-import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, ObjectLock
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc, utc_timestamp
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import utc_timestamp
 
 
 def as_datetime(seconds: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
-
-
-def timestamp_of(value: t.Any) -> float | None:
-    """Seconds since the epoch of a manifest's ``protected_until`` (None when absent or unreadable)."""
-    return parse_utc(value)
 
 
 class LockPlan:

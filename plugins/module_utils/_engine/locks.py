@@ -327,8 +327,11 @@ class BankLock:
 
     def _check_ours(self) -> None:
         """Raise BankObjectNotFoundError when our lock is gone or marked released by another run."""
-        data = self.bank.get(self.key)
-        if self.bank.write_only and b'"released": true' in data:
+        try:
+            released = json.loads(self.bank.get(self.key).decode("utf-8")).get("released")
+        except (UnicodeDecodeError, ValueError, AttributeError):
+            released = False  # not ours to judge: only a released mark means another run broke it
+        if released:
             raise self.bank.no_such_object(self.key)
 
     def _remove(self, keys: list[str]) -> None:

@@ -194,18 +194,12 @@ class BackupWriter:
         if digest in self._stored.known:
             if plan is None or plan.covers(self._stored.protected_until):
                 return _ChunkOutcome(digest, zero_clusters, False, 0)
-            with self._known_lock:
-                seen = digest in self._known_chunks
-                self._known_chunks.add(digest)
-            if seen or plan.protect_existing(self.bank, chunk_key(digest)):
+            if self._claimed_before(digest) or plan.protect_existing(self.bank, chunk_key(digest)):
                 return _ChunkOutcome(digest, zero_clusters, False, 0, checked=True)
             return self._upload(digest, chunk, zero_clusters, checked=True)
         # Claimed before the upload, so a chunk repeated within the run is stored once;
         # if the claiming upload fails the whole backup fails, so the claim never hides a gap.
-        with self._known_lock:
-            seen = digest in self._known_chunks
-            self._known_chunks.add(digest)
-        if seen:
+        if self._claimed_before(digest):
             return _ChunkOutcome(digest, zero_clusters, False, 0)
         key = chunk_key(digest)
         # Another volume may hold it (clones of one image): one HEAD, here in the pool, beside the hashing.
@@ -214,6 +208,13 @@ class BackupWriter:
             if found:
                 return _ChunkOutcome(digest, zero_clusters, False, 0, checked=True)
         return self._upload(digest, chunk, zero_clusters, checked=self._stored.check_each)
+
+    def _claimed_before(self, digest: bytes) -> bool:
+        """Claim ``digest`` for this thread; True when another chunk of the run claimed it first."""
+        with self._known_lock:
+            seen = digest in self._known_chunks
+            self._known_chunks.add(digest)
+        return seen
 
     def _upload(self, digest: bytes, chunk: bytes, zero_clusters: t.Any, checked: bool) -> _ChunkOutcome:
         blob = self.codec.encode(digest, chunk)
