@@ -18,7 +18,9 @@ def _deletion_result(plan: retention.DeletionPlan) -> dict:
 
 def _prune_result(plan: retention.PrunePlan) -> dict:
     return {"objects": plan.objects, "chunks": plan.chunks, "progress_objects": plan.progress_objects,
-            "referenced_chunks": plan.referenced_chunks, "bytes": plan.object_bytes, "keys": plan.keys}
+            "referenced_chunks": plan.referenced_chunks, "bytes": plan.object_bytes, "keys": plan.keys,
+            "old_versions": plan.old_versions, "locked_versions": plan.locked_versions, "locked_until": plan.locked_until,
+            "suspect_keys": plan.suspect_keys}
 
 
 def run_bank_delete(module) -> dict:

@@ -13,6 +13,9 @@ description:
     so far and the time of their last update, so an operator can watch a long backup run with C(async).
   - Can verify backups; V(presence) checks every chunk exists, V(data) reads, decrypts and hashes every
     chunk (or a random share of them).
+  - Verifying a backup with a RV(backups[].protected_until) date (a bank with O(bank.object_lock_days)) also checks
+    that its manifest and every chunk it uses are locked at least until that date (one HEAD per object); an object
+    whose current version is locked for less, or not at all, is listed in C(short_locks) and the backup is not C(ok).
   - Returns an empty list when nothing matches.
 author:
   - openstack_dr.bank contributors (@openstack-dr)
@@ -134,7 +137,10 @@ backups:
       type: str
       returned: when failed
     verification:
-      description: With O(verify), the result; C(ok), C(chunks), C(checked_chunks), C(missing_chunks), C(damaged_chunks).
+      description:
+        - With O(verify), the result; C(ok), C(chunks), C(checked_chunks), C(missing_chunks), C(damaged_chunks).
+        - For a backup with RV(backups[].protected_until), also C(checked_locks) (objects whose lock was read) and
+          C(short_locks), a list of C(key) and C(locked_until) (null when not locked) of those locked for less.
       type: dict
       returned: when verified
 """

@@ -66,6 +66,14 @@ options:
         unreferenced chunks, so every complete backup stays restorable; run it again to finish.
       - Waits for running backups, like a deletion; a manifest that cannot be read stops the prune with
         nothing removed.
+      - In a versioned S3 bucket (every bank with O(bank.object_lock_days) is one) a delete only hides an object
+        behind a delete marker. There the prune lists versions instead and removes every version of what it
+        reclaims, the earlier versions of an object it keeps when they hold the same bytes (same ETag), and the
+        delete markers nothing is left behind. It never tries to remove a version Object Lock still protects (one
+        HEAD per candidate version); a prune after RV(pruned.locked_until) reclaims it.
+      - An object a complete backup needs whose current version was replaced by different bytes, or hidden by a
+        delete marker, keeps every version and is named in RV(pruned.suspect_keys), as someone may have tampered with
+        the bank (restores read past such changes to the locked versions).
     type: bool
     default: false
 seealso:
@@ -167,7 +175,25 @@ pruned:
       description: Bytes of those objects in the bank.
       type: int
     keys:
-      description: The keys of those objects (the first 1000), chunks first.
+      description: The keys of those objects (the first 1000), chunks first; in a versioned bucket, in key order
+        (a key appears once per version removed).
+      type: list
+      elements: str
+    old_versions:
+      description: In a versioned bucket, how many of RV(pruned.objects) were earlier versions or delete markers; 0 elsewhere.
+      type: int
+    locked_versions:
+      description: In a bank with Object Lock, versions kept because their lock is still ahead; 0 elsewhere.
+      type: int
+    locked_until:
+      description: The latest retain-until date (UTC) among RV(pruned.locked_versions); a prune after it reclaims them.
+        Null when none was kept.
+      type: str
+    suspect_keys:
+      description:
+        - Keys (the first 1000) a complete backup or the bank needs whose current version differs from an earlier one or
+          is hidden by a delete marker; all their versions were kept. Empty in an unversioned bank.
+        - Compare the versions (C(aws s3api list-object-versions)); the backup's restore reads the locked version.
       type: list
       elements: str
 """

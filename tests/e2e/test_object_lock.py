@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import subprocess
+import sys
 import typing as t
 
 import boto3
@@ -24,11 +26,11 @@ import pytest
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import manifest_key
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import chunk_key, manifest_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 
 from bank_fixtures import load_bank_servers, unique_name  # pylint: disable=wrong-import-order
-from module_runner import run_module  # pylint: disable=wrong-import-order
+from module_runner import COLLECTIONS, run_module  # pylint: disable=wrong-import-order
 
 MIB = 1024 * 1024
 SOURCE = {"volume": {"id": "vol-object-lock", "name": "db"}}
@@ -197,3 +199,115 @@ def test_the_protected_site_backs_up_and_resumes_but_cannot_destroy(locked_bucke
     attacker.put_object(Bucket=bucket, Key=manifest_at, Body=b"ransom note")
     assert restore(locked_bucket["owner"], "nightly") == data
     assert client(locked_bucket["owner"]).head_object(Bucket=bucket, Key=chunk, VersionId=version)["ObjectLockMode"] == "GOVERNANCE"
+
+
+def versions_of(config: dict[str, t.Any]) -> dict[str, list[dict]]:
+    """Every version and delete marker of the bucket by key (delete markers carry Marker=True)."""
+    s3 = client(config)
+    found: dict[str, list[dict]] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=config["bucket"]):
+        for item in page.get("Versions") or []:
+            found.setdefault(item["Key"], []).append(item)
+        for item in page.get("DeleteMarkers") or []:
+            found.setdefault(item["Key"], []).append(dict(item, Marker=True))
+    return found
+
+
+def chunk_keys_of(manifest: t.Any) -> set[str]:
+    return {chunk_key(digest) for digest in manifest.chunk_map.unique_data_digests()}
+
+
+def test_prune_reclaims_versions_keeps_locked_ones_and_names_tampered_keys(locked_bucket):
+    owner = locked_bucket["owner"]
+    config = locked(owner)
+    kept_data, old_data, cut_data = os.urandom(3 * MIB), os.urandom(2 * MIB), os.urandom(2 * MIB)
+    dummy, kept = backup(config, "kept", kept_data)
+    # A backup written without Object Lock into the same bucket stands for one whose locks have ended.
+    dummy, old = backup(owner, "old", old_data)
+    deletion = run_module("bank_delete", {"bank": config, "backup": "old"})
+    assert deletion["changed"], deletion.result
+
+    def cut() -> t.Iterator[bytes]:
+        yield cut_data[:MIB + 1]
+        raise ConnectionResetError("the image download was cut")
+    writer = BackupStore(open_bank(config)).backup_writer("cut", source=SOURCE, chunk_size=MIB)
+    with pytest.raises(ConnectionResetError):
+        writer.write_chunks(cut(), expected_size=len(cut_data))
+    s3 = client(owner)
+    bucket = owner["bucket"]
+    kept_chunks = sorted(chunk_keys_of(kept))
+    # One chunk rewritten with its own bytes (an earlier version of the same ETag, locked), one replaced.
+    same = s3.get_object(Bucket=bucket, Key=kept_chunks[0])["Body"].read()
+    s3.put_object(Bucket=bucket, Key=kept_chunks[0], Body=same)
+    s3.put_object(Bucket=bucket, Key=kept_chunks[1], Body=b"ransom note")
+    before = versions_of(owner)
+    old_keys = chunk_keys_of(old) | {manifest_key(old.backup_id)}
+    # The deletion only hid the manifest behind a delete marker; its version, and the chunks, are still stored.
+    assert old_keys <= set(before) and [v.get("Marker", False) for v in before[manifest_key(old.backup_id)]].count(True) == 1
+
+    prune = {"bank": config, "prune": True}
+    predicted = run_module("bank_delete", prune, check=True)
+    pruned = run_module("bank_delete", prune)
+    assert pruned["changed"] and pruned["pruned"] == predicted["pruned"], (predicted.result, pruned.result)
+    after = versions_of(owner)
+    # Every version and marker of the deleted backup went; the cut backup's locked chunk stayed, its progress went.
+    assert not old_keys & set(after), sorted(old_keys & set(after))
+    assert not [key for key in after if key.endswith("/progress.json")]
+    cut_chunks = [key for key in after if key.startswith("chunks/") and key not in kept_chunks]
+    assert cut_chunks and all(len(after[key]) == 1 for key in cut_chunks)
+    result = pruned["pruned"]
+    assert result["chunks"] == len(chunk_keys_of(old)) and result["old_versions"] >= 2, result
+    # Locked and kept: the cut chunk and the locked original under the rewritten chunk.
+    assert result["locked_versions"] == len(cut_chunks) + 1 and parse_utc(result["locked_until"]) >= parse_utc(kept.document["protected_until"]), result
+    assert len(after[kept_chunks[0]]) == 2
+    assert result["suspect_keys"] == [kept_chunks[1]] and len(after[kept_chunks[1]]) == 2, result
+    assert restore(config, "kept") == kept_data
+    again = run_module("bank_delete", prune)
+    assert not again["changed"] and again["pruned"]["objects"] == 0, again.result
+
+
+def test_verification_checks_every_object_is_locked_until_the_protected_date(locked_bucket):
+    config = locked(locked_bucket["owner"])
+    data = os.urandom(3 * MIB)
+    dummy, manifest = backup(config, "verified", data)
+    args = {"bank": config, "backup": "verified", "verify": "presence"}
+    verified = run_module("bank_backup_info", args)["backups"][0]["verification"]
+    assert verified["ok"] and verified["checked_locks"] == 4 and verified["short_locks"] == [], verified
+    # A current version without a lock (here its own bytes, put again without one) is no longer immutable.
+    chunk = sorted(chunk_keys_of(manifest))[0]
+    s3 = client(config)
+    s3.put_object(Bucket=config["bucket"], Key=chunk, Body=s3.get_object(Bucket=config["bucket"], Key=chunk)["Body"].read())
+    verified = run_module("bank_backup_info", args)["backups"][0]["verification"]
+    assert not verified["ok"] and verified["short_locks"] == [{"key": chunk, "locked_until": None}], verified
+
+
+def test_the_retention_role_keeps_protected_backups_and_says_until_when(locked_bucket, tmp_path):
+    owner = locked_bucket["owner"]
+    config = locked(owner)
+    # Oldest first, one volume: "ancient" is unlocked (its locks have ended), "older" and "newest" are locked.
+    backup(owner, "ancient", os.urandom(MIB))
+    dummy, older = backup(config, "older", os.urandom(MIB))
+    backup(config, "newest", os.urandom(MIB))
+    playbook = tmp_path / "retention.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False, "tasks": [
+            {"name": "Keep the last backup", "ansible.builtin.include_role": {"name": "openstack_dr.bank.bank_retention"},
+             "vars": {"bank_retention_bank": config, "bank_retention_keep_last": 1}},
+            {"name": "Write what the role reports", "ansible.builtin.copy": {
+                "dest": str(tmp_path / "report.json"), "mode": "0600",
+                "content": "{{ {'deleted': bank_retention_deleted, 'protected': bank_retention_protected,"
+                           " 'pruned': bank_retention_pruned} | to_json }}"}}]}]))
+    playbook.chmod(0o600)
+    venv_bin = os.path.dirname(sys.executable)
+    completed = subprocess.run(
+        [os.path.join(venv_bin, "ansible-playbook"), str(playbook), "-e", f"ansible_python_interpreter={sys.executable}"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
+                 ANSIBLE_INVENTORY_UNPARSED_WARNING="0"))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [entry["name"] for entry in report["deleted"]] == ["ancient"], report
+    assert report["protected"] == {"older": older.document["protected_until"]}, report
+    assert report["pruned"]["chunks"] == 1 and report["pruned"]["locked_versions"] == 0, report
+    listed = run_module("bank_backup_info", {"bank": config})
+    assert sorted(entry["name"] for entry in listed["backups"]) == ["newest", "older"]

@@ -24,6 +24,17 @@ class BankObject(t.NamedTuple):
     size: int
 
 
+class ObjectVersion(t.NamedTuple):
+    """One version of an object, or a delete marker, in a versioned bucket."""
+
+    key: str
+    version_id: str
+    size: int
+    etag: str  # "" for a delete marker; equal ETags of single-part uploads mean equal bytes
+    latest: bool
+    delete_marker: bool
+
+
 class ObjectLock(t.NamedTuple):
     """How long what a backup writes stays immutable (S3 Object Lock), from the ``object_lock_*`` options."""
 
@@ -82,6 +93,22 @@ class Bank(abc.ABC):
     def older_versions(self, key: str) -> t.Iterator[bytes]:
         """The object's earlier versions, oldest first, in a versioned bucket; none elsewhere."""
         return iter(())
+
+    def versioned(self) -> bool:
+        """Whether the bank keeps earlier versions (a versioned bucket): a delete then only hides an object."""
+        return False
+
+    def list_versions(self, prefix: str = "") -> t.Iterator[ObjectVersion]:
+        """Every version and delete marker under ``prefix``: by key, each key's latest first."""
+        return iter(())
+
+    def version_locked_until(self, key: str, version_id: str) -> datetime.datetime | None:
+        """The retain-until date of one version (one HEAD), or None when it is not locked."""
+        return None
+
+    def delete_versions(self, versions: t.Iterable[tuple[str, str]]) -> list[str]:
+        """Delete the (key, version id) pairs for good, in bulk; return the keys refused as locked."""
+        return []
 
     def no_such_object(self, key: str) -> BankObjectNotFoundError:
         """The error ``get`` raises for an absent ``key``, worded alike by every backend."""

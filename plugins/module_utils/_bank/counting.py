@@ -8,7 +8,7 @@ import datetime
 import threading
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject, ObjectVersion
 
 REQUEST_KINDS = ("get", "head", "put", "list", "delete", "lock")
 
@@ -69,6 +69,27 @@ class CountingBank(Bank):
     def extend_lock(self, key: str, retain_until: datetime.datetime) -> None:
         self._count("lock")
         self.inner.extend_lock(key, retain_until)
+
+    def versioned(self) -> bool:
+        return self.inner.versioned()
+
+    def list_versions(self, prefix: str = "") -> t.Iterator[ObjectVersion]:
+        self._count("list")
+        listed = 0
+        for version in self.inner.list_versions(prefix):
+            listed += 1
+            if listed > self.list_page_size and listed % self.list_page_size == 1:
+                self._count("list")
+            yield version
+
+    def version_locked_until(self, key: str, version_id: str) -> datetime.datetime | None:
+        self._count("head")
+        return self.inner.version_locked_until(key, version_id)
+
+    def delete_versions(self, versions: t.Iterable[tuple[str, str]]) -> list[str]:
+        versions = list(versions)
+        self._count("delete", -(-len(versions) // 1000))
+        return self.inner.delete_versions(versions)
 
     def list(self, prefix: str = "") -> t.Iterator[BankObject]:
         self._count("list")

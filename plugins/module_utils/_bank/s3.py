@@ -12,7 +12,7 @@ import os
 import traceback
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject, ObjectLock
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject, ObjectLock, ObjectVersion
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.object_keys import normalize_root_prefix, validate_key, validate_prefix
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import OPTIONS_BY_NAME
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry import BackendErrors, RetryingCall, RetryPolicy
@@ -32,7 +32,9 @@ HAS_BOTO3 = BOTO3_IMPORT_ERROR is None
 DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
 DEFAULT_REGION = "us-east-1"
 MIN_POOL_CONNECTIONS = 16
-_NOT_FOUND_CODES = frozenset(("404", "NoSuchKey", "NotFound"))
+_NOT_FOUND_CODES = frozenset(("404", "NoSuchKey", "NotFound", "NoSuchVersion"))
+# What S3 answers for deleting a version Object Lock still protects.
+_LOCKED_CODES = frozenset(("AccessDenied",))
 # S3 error codes of a refused request, and which option to check.
 S3_REFUSAL_ADVICE = {
     # Swift's s3api also answers this for an access key it does not know.
@@ -201,6 +203,7 @@ class S3Bank(Bank):
         self.bucket = bucket
         self.object_lock = _object_lock(object_lock_mode, object_lock_days, object_lock_extension_days)
         self.write_only = bool(write_only)
+        self._versioned: bool | None = None
         # The protected site writes into a bucket another user owns, who must read (and later delete) what it
         # wrote: S3 gives an object to its writer unless the writer hands it over.
         self._put_extra: dict[str, str] = {"ACL": "bucket-owner-full-control"} if self.write_only else {}
@@ -382,38 +385,96 @@ class S3Bank(Bank):
 
     def delete_many(self, keys: t.Iterable[str]) -> int:
         count = 0
-        batch: list[str] = []
+        batch: list[dict] = []
         for key in keys:
-            batch.append(self._full(key))
+            batch.append({"Key": self._full(key)})
             if len(batch) == DELETE_BATCH:
-                count += self._delete_batch(batch)
+                self._delete_batch(batch)
+                count += len(batch)
                 batch = []
         if batch:
-            count += self._delete_batch(batch)
+            self._delete_batch(batch)
+            count += len(batch)
         return count
 
-    def _delete_batch(self, batch: list[str]) -> int:
-        first = batch[0][len(self.prefix):]
+    def _delete_batch(self, batch: list[dict], refusals: frozenset = frozenset()) -> list[str]:
+        """Delete ``batch`` (DeleteObjects entries); return the keys refused with a code in ``refusals``."""
+        first = batch[0]["Key"][len(self.prefix):]
         remaining = list(batch)
         errors: list[dict] = []
+        refused: list[str] = []
 
         def delete_remaining() -> None:
             # A request can succeed while some of its keys fail (throttling, a busy server): only
             # those are sent again; keys that failed for good are reported after the retries.
-            request = {"Objects": [{"Key": key} for key in remaining], "Quiet": True}
+            request = {"Objects": list(remaining), "Quiet": True}
             response = self.client.delete_objects(Bucket=self.bucket, Delete=request)
             failed = [e for e in response.get("Errors") or () if e.get("Code") not in _NOT_FOUND_CODES]
+            refused.extend(e.get("Key", "")[len(self.prefix):] for e in failed if e.get("Code") in refusals)
+            failed = [e for e in failed if e.get("Code") not in refusals]
             transient = [e for e in failed if is_transient_code(e.get("Code"))]
             errors.extend(e for e in failed if not is_transient_code(e.get("Code")))
             if transient:
-                remaining[:] = [e.get("Key") for e in transient]
+                again = {(e.get("Key"), e.get("VersionId")) for e in transient}
+                remaining[:] = [entry for entry in remaining if (entry["Key"], entry.get("VersionId")) in again]
                 raise PartialDeleteError(transient)
 
         self._call(first, f"delete {len(batch)} objects", delete_remaining)
         if errors:
             shown = "; ".join(f"{e.get('Key', '')[len(self.prefix):]!r}: {e.get('Code')} {e.get('Message', '')}".strip() for e in errors[:5])
             raise BankError(f"{self.description}: cannot delete {len(errors)} of {len(batch)} objects: {shown}", bank=self.description, key=first)
-        return len(batch)
+        return refused
+
+    def versioned(self) -> bool:
+        if self._versioned is None:
+            if self.object_lock is not None:
+                self._versioned = True  # Object Lock needs versioning, which cannot then be suspended
+                return True
+            try:
+                answer = self._call("", "read the bucket's versioning", lambda: self.client.get_bucket_versioning(Bucket=self.bucket))
+            except BankError:
+                answer = {}  # a server without versioning (some S3 gateways do not implement the call)
+            # Suspended still keeps the versions written while it was enabled.
+            self._versioned = answer.get("Status") in ("Enabled", "Suspended")
+        return self._versioned
+
+    def list_versions(self, prefix: str = "") -> t.Iterator[ObjectVersion]:
+        params: dict[str, t.Any] = {"Bucket": self.bucket, "Prefix": self.prefix + validate_prefix(prefix)}
+        strip = len(self.prefix)
+        while True:
+            page = self._call(prefix, "list the object versions", lambda p=dict(params): self.client.list_object_versions(**p))
+            entries = [ObjectVersion(item["Key"][strip:], item.get("VersionId") or "null", int(item.get("Size") or 0),
+                                     (item.get("ETag") or "").strip('"'), bool(item.get("IsLatest")), False)
+                       for item in page.get("Versions") or ()]
+            entries += [ObjectVersion(item["Key"][strip:], item.get("VersionId") or "null", 0, "", bool(item.get("IsLatest")), True)
+                        for item in page.get("DeleteMarkers") or ()]
+            # S3 lists versions and delete markers apart: merged, each key's latest comes first.
+            yield from sorted(entries, key=lambda version: (version.key, not version.latest))
+            if not page.get("IsTruncated"):
+                return
+            params["KeyMarker"] = page.get("NextKeyMarker")
+            params["VersionIdMarker"] = page.get("NextVersionIdMarker")
+
+    def version_locked_until(self, key: str, version_id: str) -> datetime.datetime | None:
+        full = self._full(key)
+
+        def check() -> datetime.datetime | None:
+            answer = self.client.head_object(Bucket=self.bucket, Key=full, VersionId=version_id)
+            return answer.get("ObjectLockRetainUntilDate")
+
+        return self._call(key, "check a version's lock", check, not_found=lambda: None)
+
+    def delete_versions(self, versions: t.Iterable[tuple[str, str]]) -> list[str]:
+        refused: list[str] = []
+        batch: list[dict] = []
+        for key, version_id in versions:
+            batch.append({"Key": self._full(key), "VersionId": version_id})
+            if len(batch) == DELETE_BATCH:
+                refused += self._delete_batch(batch, _LOCKED_CODES)
+                batch = []
+        if batch:
+            refused += self._delete_batch(batch, _LOCKED_CODES)
+        return refused
 
     def close(self) -> None:
         try:

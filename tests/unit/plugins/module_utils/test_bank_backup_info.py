@@ -45,6 +45,6 @@ def test_info_verifies_complete_backups_only(bank):
     result = _bank_backup_info.run_bank_backup_info(module(verify="data", backup="done"))
     (entry,) = result["backups"]
     assert entry["verification"] == {"mode": "data", "chunks": 1, "checked_chunks": 1, "missing_chunks": [],
-                                     "damaged_chunks": [], "ok": True}
+                                     "damaged_chunks": [], "checked_locks": 0, "short_locks": [], "ok": True}
     with pytest.raises(InvalidInputError, match="verify_percent"):
         _bank_backup_info.run_bank_backup_info(module(verify_percent=0))

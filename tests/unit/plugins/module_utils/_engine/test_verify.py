@@ -21,7 +21,8 @@ def test_a_complete_backup_verifies_by_presence_and_by_data():
     store = BackupStore(MemoryBank(), passphrase="p")
     backup(store, "a", os.urandom(2 * MIB) + bytes(MIB) + b"tail")
     assert verify_backup(store, "a").as_dict() == {
-        "mode": "presence", "chunks": 3, "missing_chunks": [], "damaged_chunks": [], "checked_chunks": 0, "ok": True}
+        "mode": "presence", "chunks": 3, "missing_chunks": [], "damaged_chunks": [], "checked_chunks": 0, "checked_locks": 0,
+        "short_locks": [], "ok": True}
     assert verify_backup(BackupStore(store.bank, passphrase="p"), "a", mode="data").as_dict()["checked_chunks"] == 3
 
 
