@@ -33,8 +33,9 @@ def test_delete_then_prune_reports_what_it_removed(bank):
     assert sorted(result["deleted"]) == ["bytes", "chunks", "chunks_referenced", "keys", "objects", "protected_until"]
     assert result["deleted"]["protected_until"] is None
     assert (result["deleted"]["chunks"], result["deleted"]["chunks_referenced"]) == (0, 1)
-    assert sorted(result["pruned"]) == ["bytes", "chunks", "keys", "locked_until", "locked_versions", "objects",
-                                       "old_versions", "progress_objects", "referenced_chunks", "suspect_keys"]
+    assert sorted(result["pruned"]) == [
+        "bytes", "chunks", "keys", "locked_until", "locked_versions", "objects", "old_versions", "progress_objects",
+        "referenced_chunks", "suspect_keys"]
     # The deleted backup's chunk and the failed backup's go in the same run's prune.
     assert result["pruned"]["chunks"] >= 1 and result["pruned"]["referenced_chunks"] == 0
     assert result["pruned"]["progress_objects"] == 1 and result["pruned"]["keys"][-1].endswith("progress.json")
