@@ -65,6 +65,10 @@ class OpenStackError(DrBankError):
     """A Cinder, Glance or Keystone call failed."""
 
 
+class ImageInUseError(OpenStackError):
+    """Glance refuses to delete an image its backend store still uses (a volume cloned from it on Ceph)."""
+
+
 class DeadlineExceededError(OpenStackError):
     """A waited step did not finish before its deadline."""
 

@@ -10,7 +10,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs a
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import checked_timeout, connect
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import DRILL_TAG, MAX_VALUE_LENGTH
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries, remove_found
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries, parent_images, remove_found
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.volumes import list_volumes
 
 
@@ -43,9 +43,11 @@ def run_temporaries_cleanup(module) -> dict:
     if params["drill_run_id"]:
         known = {item["id"] for item in orphans}
         drill_volumes = [item for item in _drill_volumes(conn, params["drill_run_id"]) if item["id"] not in known]
-        # Removal order: images, then volumes, then snapshots.
+        # Removal order: images, then volumes, then snapshots; a volume cloned from its restore image
+        # (Ceph) goes before that image.
         images = [item for item in orphans if item["type"] == "image"]
-        orphans = images + drill_volumes + [item for item in orphans if item["type"] != "image"]
+        parents = parent_images(conn, {item["id"] for item in drill_volumes})
+        orphans = images + drill_volumes + parents + [item for item in orphans if item["type"] != "image"]
     if module.check_mode or not orphans:
         return {"changed": bool(orphans), "found": orphans, "removed": [], "left_behind": []}
     report = remove_found(conn, orphans, removal_timeout)

@@ -18,7 +18,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs a
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import GIB, MIB
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import ImageInUseError, InvalidInputError, OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.qcow2_writer import PiecesReader, Qcow2Writer, file_pieces
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import backup_summary
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import checked_timeout, connect, data_step_timeout
@@ -27,6 +27,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.remov
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.restore_steps import (
     create_restore_image,
     create_volume_from_image,
+    keep_as_parent,
     made_from_image_of_run,
     mark_restore_complete,
     remove_volume_metadata,
@@ -96,7 +97,8 @@ def run_volume_restore(module: t.Any) -> dict:
                     "volume_type_reason": "completed an interrupted restore", "earlier_restore": earlier.as_dict(),
                     "image_metadata": run.image_metadata, "transfer_format": transfer.as_dict(), "stats": run.stats()}
     volume, image_id, image_metadata = run.restore(volume_type, metadata)
-    return {"changed": True, "volume": volume_result(volume), "image_id": image_id, "backup": backup_summary(manifest),
+    return {"changed": True, "volume": volume_result(volume), "image_id": image_id, "parent_image": run.parent_image,
+            "backup": backup_summary(manifest),
             "volume_type_reason": type_reason, "image_metadata": image_metadata, "transfer_format": transfer.as_dict(),
             "earlier_restore": earlier.as_dict() if earlier else None, "stats": run.stats()}
 
@@ -191,6 +193,7 @@ class RestoreRun:
     phases: PhaseTimer
     bytes_uploaded: int = 0
     image_metadata: dict | None = None
+    parent_image: dict | None = None  # the restore image, kept because the volume is its clone
 
     def __post_init__(self) -> None:
         self.step_timeout = data_step_timeout(self.params["timeout"], self.size)
@@ -210,7 +213,10 @@ class RestoreRun:
             with self.phases("finishing"):
                 image_metadata = self.finish_volume(volume)
                 self.temporaries.keep(registration)
-                self.temporaries.remove_now(image_registration)
+                try:
+                    self.temporaries.remove_now(image_registration)
+                except ImageInUseError:
+                    self.parent_image = keep_as_parent(self.conn, self.temporaries, image_registration, volume.id)
         return get_volume(self.conn, volume.id), image.id, image_metadata
 
     def settle_earlier_restore(self, earlier: EarlierRestore) -> t.Any:

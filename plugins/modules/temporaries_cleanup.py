@@ -17,6 +17,9 @@ description:
   - A run that ends normally removes its own temporaries; this module is for those a crash, a killed
     C(async) job or a lost connection left behind.
   - Only what the project's credentials can see is found; run it with the same cloud the backups and restores use.
+  - A restore image kept as the parent of the restored volume (Ceph clones a raw restore image; see
+    RV(openstack_dr.bank.volume_glance_restore#module:parent_image)) is left alone while that volume exists and
+    removed by the first run after the volume is deleted.
   - Fails when a temporary could not be removed, naming it by type and id.
 author:
   - openstack_dr.bank contributors (@openstack-dr)
@@ -120,6 +123,12 @@ found:
     made_from:
       description:
         - For a volume cloned from a snapshot, the snapshot's id; that snapshot is only removed after the volume.
+      type: str
+    parent_of:
+      description:
+        - For a restore image kept as the parent of the volume cloned from it (Ceph; RV(openstack_dr.bank.volume_glance_restore#module:parent_image)),
+          that volume's id. Such an image is only found once its volume is gone, or with O(drill_run_id) when the
+          volume is one of the drill's, which is removed first.
       type: str
 removed:
   description: The temporaries removed (type, id, name); empty in check mode.

@@ -134,9 +134,27 @@ volume:
   type: dict
   sample: {"id": "5a9e8a1c-8b65-4f4e-9a8f-3d0d1f2d9e11", "name": "database-data", "size": 10, "status": "available"}
 image_id:
-  description: Id of the temporary image the volume was created from (removed by now); null when nothing was done.
+  description: Id of the temporary image the volume was created from (removed by now, unless RV(parent_image) names it);
+    null when nothing was done.
   returned: always
   type: str
+parent_image:
+  description:
+    - Set when Glance could not delete the restore image because the cloud made the volume as its copy-on-write
+      clone (Cinder on Ceph clones a raw image; O(transfer_format=auto) restores through qcow2, which Cinder
+      copies, and leaves no parent). The image then lives as long as the volume; it keeps its temporary tags and
+      the property C(openstack_dr_bank_parent_of) naming the volume, M(openstack_dr.bank.temporaries_cleanup)
+      leaves it while the volume exists and removes it after. A warning says so too.
+    - Null otherwise.
+  returned: when a volume was restored
+  type: dict
+  contains:
+    id:
+      description: The image's id.
+      type: str
+    parent_of:
+      description: Id of the restored volume cloned from it.
+      type: str
 backup:
   description:
     - The restored backup, in the same shape as M(openstack_dr.bank.volume_glance_backup) returns it

@@ -279,7 +279,9 @@ def test_each_site_is_configured_for_its_backend():
         assert cinder["DEFAULT"]["default_volume_type"] == info["volume_types"]["default"]
         if info["backend"] == "rbd":
             assert cinder["rbd"]["volume_driver"] == "cinder.volume.drivers.rbd.RBDDriver"
-            assert (cinder["rbd"]["rbd_pool"], cinder["rbd"]["rbd_user"]) == ("volumes", "cinder")
+            # The cephx user is named after the checkout (two checkouts on one machine never share its keyring link).
+            assert (cinder["rbd"]["rbd_pool"], cinder["rbd"]["rbd_user"]) == ("volumes", info["ceph"]["cinder_user"])
+            assert info["ceph"]["cinder_user"].startswith("cinder-")
             assert cinder["rbd"]["rbd_flatten_volume_from_snapshot"] == "false"
             # Cinder reads image locations as a service user (Glance's locations API), so it clones images.
             assert cinder["glance"]["auth_type"] == "password" and cinder["glance"]["username"] == "cinder"
@@ -364,6 +366,47 @@ if site_b_backend() == "rbd":
         finally:
             if restored_id:
                 remove_volume_then_image(site_b, restored_id, None)
+            remove_volume_then_image(site_a, source.id, image.id)
+            remove_bank_bucket(bank)
+
+    def test_rbd_raw_restore_keeps_the_image_as_the_clones_parent_until_the_volume_goes(site_a, site_b):
+        """A raw restore at B: Cinder clones the restore image, so Glance cannot delete it. The restore
+        finishes at once (no retry until its deadline), says so, keeps the image marked as the volume's
+        parent; the cleanup module leaves it while the volume exists and removes it after."""
+        tag = f"e2e-ceph-raw-{uuid.uuid4().hex[:8]}"
+        data, expected = payload(33)
+        bank = dict(rgw_configs()["rgw_s3"], bucket=unique_name(tag), create=True)
+        source, image = make_volume(site_a, tag, data)
+        restored_id = parent_id = None
+        try:
+            backup = run_module("volume_glance_backup", {"cloud": "site-a", "volume": source.id, "bank": bank, "backup_name": tag},
+                                env=module_env())
+            assert not backup.failed, backup.result
+            restore = run_module("volume_glance_restore", {"cloud": "site-b", "bank": dict(bank, create=False), "backup": tag,
+                                                           "restore_name": tag, "transfer_format": "raw", "timeout": 600},
+                                 env=module_env())
+            assert not restore.failed, restore.result
+            restored_id = restore["volume"]["id"]
+            parent_id = restore["image_id"]
+            assert restore["parent_image"] == {"id": parent_id, "parent_of": restored_id}, restore.result
+            assert "stays as the parent of volume" in restore.stdout + restore.stderr + str(restore.result.get("warnings")), restore.result
+            # Before, the refused delete was retried until the removal deadline and the restore then failed.
+            parent = rbd_json("info", f"volumes/volume-{restored_id}").get("parent") or {}
+            assert (parent.get("pool"), parent.get("image")) == ("images", parent_id), parent
+            assert volume_sha256("site-b", restored_id) == (expected, GIB)
+            cleanup = {"cloud": "site-b", "backups": [tag]}
+            kept = run_module("temporaries_cleanup", cleanup, env=module_env())
+            assert not kept.failed and parent_id not in [item["id"] for item in kept["removed"]], kept.result
+            assert site_b.image.find_image(parent_id) is not None
+            # A drill's cleanup removes the volumes it restored: the parent goes in the same run, after its volume.
+            site_b.block_storage.set_volume_metadata(restored_id, openstack_dr_bank_drill=tag)
+            removed = run_module("temporaries_cleanup", dict(cleanup, drill_run_id=tag), env=module_env())
+            assert not removed.failed, removed.result
+            assert [(item["type"], item["id"]) for item in removed["removed"]] == [("volume", restored_id), ("image", parent_id)]
+            assert site_b.image.find_image(parent_id) is None
+            restored_id = parent_id = None
+        finally:
+            remove_volume_then_image(site_b, restored_id, parent_id)
             remove_volume_then_image(site_a, source.id, image.id)
             remove_bank_bucket(bank)
 

@@ -22,7 +22,7 @@ import pytest
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.verify import verify_backup
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries, parent_images, remove_found
 
 from bank_fixtures import with_endpoint  # pylint: disable=wrong-import-order
 from devcloud_fixtures import connect, load_sites, wait_for, wait_for_gone, wait_for_status  # pylint: disable=wrong-import-order
@@ -111,6 +111,9 @@ def assert_no_temporaries(*conns) -> None:
 def delete_volume(conn, volume_id: str) -> None:
     conn.block_storage.delete_volume(volume_id, ignore_missing=True)
     wait_for_gone(lambda: conn.block_storage.get_volume(volume_id), STEP_TIMEOUT, f"volume {volume_id}")
+    # A raw restore on Ceph keeps its image as the volume's parent: it can go now, as the cleanup role does.
+    left = remove_found(conn, parent_images(conn, {volume_id}), STEP_TIMEOUT)["left_behind"]
+    assert left == [], left
 
 
 @pytest.fixture(scope="module", name="sites")

@@ -97,6 +97,16 @@ def backup(config: dict[str, t.Any], name: str, data: bytes) -> t.Any:
     return writer, writer.write([data])
 
 
+def cut_backup(config: dict[str, t.Any], name: str, data: bytes) -> None:
+    """A backup whose image download breaks after its first chunk: chunks and progress stored, no manifest."""
+    def cut() -> t.Iterator[bytes]:
+        yield data[:MIB + 1]
+        raise ConnectionResetError("the image download was cut")
+    writer = BackupStore(open_bank(config)).backup_writer(name, source=SOURCE, chunk_size=MIB)
+    with pytest.raises(ConnectionResetError):
+        writer.write_chunks(cut(), expected_size=len(data))
+
+
 def restore(config: dict[str, t.Any], name: str) -> bytes:
     with BackupStore(open_bank(config)).open_backup(name) as reader:
         return reader.read()
@@ -159,13 +169,7 @@ def test_the_protected_site_backs_up_and_resumes_but_cannot_destroy(locked_bucke
     site_a = locked(locked_bucket["site_a"], write_only=True)
     data = os.urandom(3 * MIB)
     # A backup cut after its first chunk, then resumed: neither run sends a delete.
-
-    def cut() -> t.Iterator[bytes]:
-        yield data[:MIB + 1]
-        raise ConnectionResetError("the image download was cut")
-    writer = BackupStore(open_bank(site_a)).backup_writer("nightly", source=SOURCE, chunk_size=MIB)
-    with pytest.raises(ConnectionResetError):
-        writer.write_chunks(cut(), expected_size=len(data))
+    cut_backup(site_a, "nightly", data)
     writer, manifest = backup(site_a, "nightly", data)
     assert writer.stats.requests["delete"] == 0
     listed = run_module("bank_backup_info", {"bank": site_a})
@@ -226,13 +230,7 @@ def test_prune_reclaims_versions_keeps_locked_ones_and_names_tampered_keys(locke
     dummy, old = backup(owner, "old", old_data)
     deletion = run_module("bank_delete", {"bank": config, "backup": "old"})
     assert deletion["changed"], deletion.result
-
-    def cut() -> t.Iterator[bytes]:
-        yield cut_data[:MIB + 1]
-        raise ConnectionResetError("the image download was cut")
-    writer = BackupStore(open_bank(config)).backup_writer("cut", source=SOURCE, chunk_size=MIB)
-    with pytest.raises(ConnectionResetError):
-        writer.write_chunks(cut(), expected_size=len(cut_data))
+    cut_backup(config, "cut", cut_data)
     s3 = client(owner)
     bucket = owner["bucket"]
     kept_chunks = sorted(chunk_keys_of(kept))

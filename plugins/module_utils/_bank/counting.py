@@ -11,6 +11,7 @@ import typing as t
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject, ObjectVersion
 
 REQUEST_KINDS = ("get", "head", "put", "list", "delete", "lock")
+T = t.TypeVar("T")
 
 
 class CountingBank(Bank):
@@ -73,14 +74,18 @@ class CountingBank(Bank):
     def versioned(self) -> bool:
         return self.inner.versioned()
 
-    def list_versions(self, prefix: str = "") -> t.Iterator[ObjectVersion]:
+    def _pages(self, entries: t.Iterable[T]) -> t.Iterator[T]:
+        """Pass a listing on, counting one request per page of ``list_page_size`` entries (at least one)."""
         self._count("list")
         listed = 0
-        for version in self.inner.list_versions(prefix):
+        for entry in entries:
             listed += 1
             if listed > self.list_page_size and listed % self.list_page_size == 1:
-                self._count("list")
-            yield version
+                self._count("list")  # the next page
+            yield entry
+
+    def list_versions(self, prefix: str = "") -> t.Iterator[ObjectVersion]:
+        return self._pages(self.inner.list_versions(prefix))
 
     def version_locked_until(self, key: str, version_id: str) -> datetime.datetime | None:
         self._count("head")
@@ -92,12 +97,7 @@ class CountingBank(Bank):
         return self.inner.delete_versions(versions)
 
     def list(self, prefix: str = "") -> t.Iterator[BankObject]:
-        self._count("list")
-        listed = 0
-        for entry in self.inner.list(prefix):
-            listed += 1
-            if listed > self.list_page_size and listed % self.list_page_size == 1:
-                self._count("list")  # the next page
+        for entry in self._pages(self.inner.list(prefix)):
             with self._lock:
                 self.list_keys += 1
             yield entry

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import OpenStackError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import ImageInUseError, OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import api_errors, status_code
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import (
     SNAPSHOT_DELETABLE_STATUSES,
@@ -34,11 +34,20 @@ def _delete(kind: str, resource_id: str, delete: t.Callable[..., t.Any], deadlin
             return
         except api_errors() as error:
             code = status_code(error)
+            if kind == "image" and code == 409 and _used_by_store(error):
+                # Not transient: the image is the parent of a volume cloned from it (Ceph), for that volume's life.
+                raise ImageInUseError(f"Glance cannot delete image {resource_id}: {error}", resource_type=kind,
+                                      resource_id=resource_id) from error
             transient = code == 409 or (code is not None and code >= 500)
             if not transient or deadline.remaining() < delay:
                 raise OpenStackError(f"Failed to delete {kind} {resource_id}: {error}", resource_type=kind, resource_id=resource_id) from error
         sleep(delay)
         delay = min(delay * 2, 10.0)
+
+
+def _used_by_store(error: BaseException) -> bool:
+    """Glance's InUseByStore: "The image cannot be deleted because it is in use through the backend store"."""
+    return "in use through the backend store" in str(error).lower()
 
 
 def remove_image(conn: t.Any, image_id: str, deadline: Deadline) -> None:

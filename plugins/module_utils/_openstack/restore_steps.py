@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils import _notices as notices
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import (
     api_errors,
@@ -20,7 +21,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk 
     sdk_exceptions,
     status_code,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import RESTORE_COMPLETE_TAG, TAG_KEYS, TAG_RUN
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import PARENT_OF_TAG, RESTORE_COMPLETE_TAG, TAG_KEYS, TAG_RUN
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries, Temporary
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline, wait_image_active, wait_volume_status
 
@@ -258,3 +259,19 @@ def raise_for_response(what: str, response: t.Any) -> None:
         if is_not_found(error):
             raise OpenStackError(f"Failed to {what}: not found ({error})", http_status=404) from error
         raise OpenStackError(f"Failed to {what}: {error}", http_status=status_code(error)) from error
+
+
+def keep_as_parent(conn: t.Any, temps: Temporaries, registration: t.Any, volume_id: str) -> dict[str, str]:
+    """Keep the restore image Glance cannot delete because ``volume_id`` is its copy-on-write clone.
+
+    On Ceph, Cinder clones a raw image instead of copying it, and the image must then live as long as
+    the volume. It stays tagged as a temporary, marked with the volume it serves: the cleanup tools
+    leave it while that volume exists and remove it after.
+    """
+    image_id = registration.id
+    call(f"mark image {image_id} as the parent of volume {volume_id}", conn.image.update_image, image_id, **{PARENT_OF_TAG: volume_id})
+    temps.keep(registration)
+    notices.add(f"The restore image {image_id} stays as the parent of volume {volume_id}: the cloud cloned the volume from it "
+                "(Ceph, raw transfer), so Glance cannot delete it while the volume exists. The cleanup role removes it after "
+                "the volume is deleted; transfer_format auto (qcow2) restores without a parent.")
+    return {"id": image_id, "parent_of": volume_id}

@@ -18,6 +18,9 @@ RESTORED_FROM_TAG = "openstack_dr_bank_restored_from"
 # Set (to the UTC time) as a restore's last step, before its temporary tags go: only a volume carrying
 # it is "already restored", and the cleanup tools never remove a volume that carries it.
 RESTORE_COMPLETE_TAG = "openstack_dr_bank_restore_complete"
+# Set on a restore image that Glance cannot delete because the restored volume is its copy-on-write
+# clone (Ceph): the image's life is then the volume's, and cleanup removes it once the volume is gone.
+PARENT_OF_TAG = "openstack_dr_bank_parent_of"
 # Volumes a DR drill restores carry this key with the drill's run id; they go when the drill is over.
 DRILL_TAG = "openstack_dr_bank_drill"
 # Cinder metadata and Glance property values are limited to 255 characters.

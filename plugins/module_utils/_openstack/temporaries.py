@@ -30,6 +30,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.remov
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import (
     DEFAULT_PREFIX,
     MAX_VALUE_LENGTH,
+    PARENT_OF_TAG,
     RESTORE_COMPLETE_TAG,
     TAG_BACKUP,
     TAG_RUN,
@@ -208,15 +209,19 @@ def find_orphaned_temporaries(conn: t.Any, run_id: str | None = None, older_than
     cutoff = None
     if older_than is not None:
         cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=older_than)
+    volumes = list_volumes(conn)
+    volume_ids = {volume.id for volume in volumes}
     listed = [
         ("image", call("list images", lambda: list(conn.image.images())), image_properties),
-        ("volume", list_volumes(conn), lambda volume: volume.metadata or {}),
+        ("volume", volumes, lambda volume: volume.metadata or {}),
         ("snapshot", call("list snapshots", lambda: list(conn.block_storage.snapshots(details=True))), lambda snap: snap.metadata or {}),
     ]
     found = []
     for kind, resources, tags_of in listed:
         for resource in resources:
             tags = tags_of(resource)
+            if tags.get(PARENT_OF_TAG) in volume_ids:
+                continue  # the restore image a restored volume was cloned from (Ceph): it goes after that volume
             # A restore marks its volume complete before its temporary tags go: a kill in between
             # leaves a finished volume that only looks temporary. It belongs to the restore now.
             if is_temporary(tags, run_id) and _created_before(resource, cutoff) and RESTORE_COMPLETE_TAG not in tags:
@@ -225,6 +230,19 @@ def find_orphaned_temporaries(conn: t.Any, run_id: str | None = None, older_than
                     "run": tags.get(TAG_RUN), "backup": tags.get(TAG_BACKUP), "source_volume": tags.get(TAG_SOURCE_VOLUME),
                     "made_from": getattr(resource, "snapshot_id", None) if kind == "volume" else None,
                 })
+    return found
+
+
+def parent_images(conn: t.Any, volume_ids: t.Collection[str]) -> list[dict[str, t.Any]]:
+    """The restore images kept as the parents of these volumes (see restore_steps.keep_as_parent), in
+    find_orphaned_temporaries' form: removable once those volumes are gone."""
+    found = []
+    for image in call("list images", lambda: list(conn.image.images())):
+        tags = image_properties(image)
+        if tags.get(PARENT_OF_TAG) in volume_ids:
+            found.append({"type": "image", "id": image.id, "name": image.name, "status": getattr(image, "status", None),
+                          "run": tags.get(TAG_RUN), "backup": tags.get(TAG_BACKUP), "source_volume": tags.get(TAG_SOURCE_VOLUME),
+                          "made_from": None, "parent_of": tags[PARENT_OF_TAG]})
     return found
 
 

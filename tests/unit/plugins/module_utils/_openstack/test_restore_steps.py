@@ -11,7 +11,9 @@ import requests
 from openstack import exceptions as sdk_exceptions
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import IntegrityError, InvalidInputError, OpenStackError
+from ansible_collections.openstack_dr.bank.plugins.module_utils import _notices as notices
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import restore_steps
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline
 from ansible_collections.openstack_dr.bank.tests.unit.plugins.module_utils._openstack.fakes import FakeConnection, resource
 
@@ -109,3 +111,17 @@ def test_longer_source_is_an_error():
     body = restore_steps._SizedBody(io.BytesIO(b"abcdef"), 4, 4)
     with pytest.raises(OpenStackError, match="more than the 4 bytes"):
         list(body)
+
+
+def test_a_restore_image_kept_as_parent_is_marked_unregistered_and_announced():
+    conn = FakeConnection()
+    updates = []
+    conn.image.update_image = lambda image_id, **properties: updates.append((image_id, properties))
+    temps = Temporaries(conn, removal_timeout=60, backup="b", handle_sigterm=False)
+    registration = temps.register_image("img-1", "dr-bank-tmp-b-image")
+    notices.take()
+    parent = restore_steps.keep_as_parent(conn, temps, registration, "vol-1")
+    assert parent == {"id": "img-1", "parent_of": "vol-1"}
+    assert updates == [("img-1", {"openstack_dr_bank_parent_of": "vol-1"})]
+    assert temps.registered == [] and temps.cleanup() == {"removed": [], "left_behind": []}
+    assert [notice for notice in notices.take() if "img-1 stays as the parent of volume vol-1" in notice]

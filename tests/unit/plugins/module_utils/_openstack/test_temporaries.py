@@ -8,8 +8,9 @@ import os
 import signal
 
 import pytest
+from openstack import exceptions as sdk_exceptions
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError, OpenStackError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import DrBankError, ImageInUseError, OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack import removal, tags, temporaries, waiters
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline
@@ -203,3 +204,30 @@ def test_a_volume_marked_restored_is_never_a_leftover():
     conn.block_storage.add("volume", resource(id="done", name="restored", metadata=marks))
     conn.block_storage.add("volume", resource(id="half", name="half", metadata=tags.temporary_tags("run-d", "b", None)))
     assert [item["id"] for item in temporaries.find_orphaned_temporaries(conn)] == ["half"]
+
+
+def test_an_image_in_use_by_the_store_is_refused_at_once_not_retried(monkeypatch):
+    monkeypatch.setattr(removal.time, "sleep", lambda seconds: pytest.fail("a refusal that lasts the volume's life is not retried"))
+    conn = FakeConnection()
+    conn.image.add("image", resource(id="i9", name="dr-bank-tmp-restore-image"))
+
+    def refuse(image_id, ignore_missing=True):
+        conn.deleted.append(("image", image_id))
+        raise sdk_exceptions.ConflictException(
+            f"409 Conflict: Image {image_id} could not be deleted because it is in use: The image cannot be deleted "
+            "because it is in use through the backend store outside of Glance.", http_status=409)
+    monkeypatch.setattr(conn.image, "delete_image", refuse)
+    with pytest.raises(ImageInUseError, match="i9"):
+        removal.remove_image(conn, "i9", Deadline(60))
+    assert conn.deleted == [("image", "i9")]
+
+
+def test_a_parent_image_is_a_leftover_only_once_its_volume_is_gone():
+    conn = FakeConnection()
+    marks = dict(tags.temporary_tags("run-p", "b", None), **{tags.PARENT_OF_TAG: "restored"})
+    conn.image.add("image", resource(id="parent", name="dr-bank-tmp-b-image", properties=marks))
+    conn.block_storage.add("volume", resource(id="restored", name="db", metadata={}))
+    assert temporaries.find_orphaned_temporaries(conn) == []
+    assert [item["id"] for item in temporaries.parent_images(conn, {"restored"})] == ["parent"]
+    del conn.block_storage.items["volume"]["restored"]
+    assert [item["id"] for item in temporaries.find_orphaned_temporaries(conn)] == ["parent"]
