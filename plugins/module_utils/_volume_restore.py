@@ -23,11 +23,12 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.qc
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import backup_summary
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import checked_timeout, connect, data_step_timeout
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import utc_now
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.removal import remove_volume
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.removal import remove_image, remove_volume
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.restore_steps import (
     create_restore_image,
     create_volume_from_image,
     keep_as_parent,
+    mark_as_parent,
     made_from_image_of_run,
     mark_restore_complete,
     remove_volume_metadata,
@@ -45,7 +46,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags 
     TAG_TEMPORARY,
     carries_tag,
 )
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries, find_orphaned_temporaries, remove_found
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries, find_orphaned_temporaries
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.transfer_format import (
     RAW,
     TransferFormat,
@@ -93,7 +94,8 @@ def run_volume_restore(module: t.Any) -> dict:
     if earlier is not None:
         completed = run.settle_earlier_restore(earlier)
         if completed is not None:
-            return {"changed": True, "volume": volume_result(completed), "image_id": None, "backup": backup_summary(manifest),
+            return {"changed": True, "volume": volume_result(completed), "image_id": None, "parent_image": run.parent_image,
+                    "backup": backup_summary(manifest),
                     "volume_type_reason": "completed an interrupted restore", "earlier_restore": earlier.as_dict(),
                     "image_metadata": run.image_metadata, "transfer_format": transfer.as_dict(), "stats": run.stats()}
     volume, image_id, image_metadata = run.restore(volume_type, metadata)
@@ -223,7 +225,8 @@ class RestoreRun:
         """Complete an interrupted restore's volume when its bytes are known good, else remove it.
 
         Returns the completed volume, or None once the unusable one is gone (the caller restores anew).
-        The killed run's restore image, if any, is removed either way.
+        The killed run's restore image, if any, is removed either way; on Ceph, one the completed volume was cloned
+        from stays as its parent.
         """
         volume = earlier.volume
         deadline = Deadline(self.step_timeout)
@@ -236,16 +239,31 @@ class RestoreRun:
                 except OpenStackError:
                     volume = get_volume(self.conn, volume.id)
             run_id = (volume.metadata or {}).get(TAG_RUN)
-            if run_id:
-                leftovers = [item for item in find_orphaned_temporaries(self.conn, run_id=run_id) if item["type"] == "image"]
-                remove_found(self.conn, leftovers, self.step_timeout)
+            images = [item["id"] for item in find_orphaned_temporaries(self.conn, run_id=run_id) if item["type"] == "image"] if run_id else []
             if volume.status == "available" and (carries_tag(volume, RESTORE_COMPLETE_TAG) or made_from_image_of_run(volume)):
                 self.image_metadata = self.finish_volume(volume)
+                self.remove_killed_runs_images(images, volume.id)
                 earlier.outcome = "completed"
                 return get_volume(self.conn, volume.id)
+            # The volume first: on Ceph it may be the image's clone, which Glance refuses to orphan.
             remove_volume(self.conn, volume.id, deadline)
+            self.remove_killed_runs_images(images, None)
             earlier.outcome = "removed and restored again"
         return None
+
+    def remove_killed_runs_images(self, image_ids: list[str], kept_volume_id: str | None) -> None:
+        """Remove the killed run's restore images; one the kept volume was cloned from stays as its parent.
+
+        Best effort, as before: an image that cannot go stays tagged, for the cleanup tools.
+        """
+        for image_id in image_ids:
+            try:
+                remove_image(self.conn, image_id, Deadline(self.step_timeout))
+            except ImageInUseError:
+                if kept_volume_id is not None:
+                    self.parent_image = mark_as_parent(self.conn, image_id, kept_volume_id)
+            except OpenStackError:
+                pass
 
     def upload_backup_as_image(self) -> tuple[t.Any, t.Any]:
         image, registration = create_restore_image(self.conn, self.temporaries, disk_format=self.transfer.disk_format, min_disk=self.size)

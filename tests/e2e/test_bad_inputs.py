@@ -414,7 +414,7 @@ def test_playbooks_print_labelled_summaries_and_a_restore_drops_openstacksdk_ima
         (volume,) = [v for v in site_b.block_storage.volumes() if v.name == restore_name]
         assert f"Volume {restore_name} (id {volume.id}) restored from backup {name}: volume type " in restored.stdout, restored.stdout
         # The module's volume_type_reason, labelled, after the type.
-        assert re.search(rf"volume type {re.escape(str(volume.volume_type))} \((?!no reason given)[^)]+\), restored by this run",
+        assert re.search(rf"volume type {re.escape(str(volume.volume_type))} \((?!no reason given)[^\n]+\), restored by this run",
                          restored.stdout), restored.stdout
         image_metadata = site_b.block_storage.get_volume(volume.id).volume_image_metadata or {}
         assert image_metadata.get("os_distro") == "debian", image_metadata

@@ -268,9 +268,14 @@ def keep_as_parent(conn: t.Any, temps: Temporaries, registration: t.Any, volume_
     the volume. It stays tagged as a temporary, marked with the volume it serves: the cleanup tools
     leave it while that volume exists and remove it after.
     """
-    image_id = registration.id
-    call(f"mark image {image_id} as the parent of volume {volume_id}", conn.image.update_image, image_id, **{PARENT_OF_TAG: volume_id})
+    parent = mark_as_parent(conn, registration.id, volume_id)
     temps.keep(registration)
+    return parent
+
+
+def mark_as_parent(conn: t.Any, image_id: str, volume_id: str) -> dict[str, str]:
+    """Mark ``image_id`` as the parent ``volume_id`` was cloned from, and tell the operator."""
+    call(f"mark image {image_id} as the parent of volume {volume_id}", conn.image.update_image, image_id, **{PARENT_OF_TAG: volume_id})
     notices.add(f"The restore image {image_id} stays as the parent of volume {volume_id}: the cloud cloned the volume from it "
                 "(Ceph, raw transfer), so Glance cannot delete it while the volume exists. The cleanup role removes it after "
                 "the volume is deleted; transfer_format auto (qcow2) restores without a parent.")
