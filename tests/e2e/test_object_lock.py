@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import typing as t
 
 import boto3
@@ -25,7 +26,8 @@ import botocore.exceptions
 import pytest
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import writer as writer_module
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc, utc_timestamp
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import chunk_key, manifest_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 
@@ -279,13 +281,17 @@ def test_verification_checks_every_object_is_locked_until_the_protected_date(loc
     assert not verified["ok"] and verified["short_locks"] == [{"key": chunk, "locked_until": None}], verified
 
 
-def test_the_retention_role_keeps_protected_backups_and_says_until_when(locked_bucket, tmp_path):
+def test_the_retention_role_keeps_protected_backups_and_says_until_when(locked_bucket, tmp_path, monkeypatch):
     owner = locked_bucket["owner"]
     config = locked(owner)
     # Oldest first, one volume: "ancient" is unlocked (its locks have ended), "older" and "newest" are locked.
-    backup(owner, "ancient", os.urandom(MIB))
-    dummy, older = backup(config, "older", os.urandom(MIB))
-    backup(config, "newest", os.urandom(MIB))
+    # The role orders by created_at, to the second: three backups made within one second need distinct ones.
+    now = time.time()
+    for age, (bank, name) in zip((3, 2, 1), ((owner, "ancient"), (config, "older"), (config, "newest"))):
+        monkeypatch.setattr(writer_module, "utc_now", lambda age=age: utc_timestamp(now - age))
+        dummy, made = backup(bank, name, os.urandom(MIB))
+        if name == "older":
+            older = made
     playbook = tmp_path / "retention.yml"
     playbook.write_text(json.dumps([{
         "hosts": "localhost", "gather_facts": False, "tasks": [

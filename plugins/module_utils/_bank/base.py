@@ -19,6 +19,10 @@ import typing as t
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankObjectNotFoundError
 
 
+# Keys one bulk delete request carries at most (S3's DeleteObjects limit; versions are S3's alone).
+DELETE_BATCH = 1000
+
+
 class BankObject(t.NamedTuple):
     key: str
     size: int

@@ -8,7 +8,7 @@ import datetime
 import threading
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject, ObjectVersion
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import DELETE_BATCH, Bank, BankObject, ObjectVersion
 
 REQUEST_KINDS = ("get", "head", "put", "list", "delete", "lock")
 T = t.TypeVar("T")
@@ -93,7 +93,7 @@ class CountingBank(Bank):
 
     def delete_versions(self, versions: t.Iterable[tuple[str, str]]) -> list[str]:
         versions = list(versions)
-        self._count("delete", -(-len(versions) // 1000))
+        self._count("delete", -(-len(versions) // DELETE_BATCH))  # one bulk request per batch
         return self.inner.delete_versions(versions)
 
     def list(self, prefix: str = "") -> t.Iterator[BankObject]:

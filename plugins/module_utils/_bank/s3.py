@@ -12,7 +12,7 @@ import os
 import traceback
 import typing as t
 
-from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import Bank, BankObject, ObjectLock, ObjectVersion
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base import DELETE_BATCH, Bank, BankObject, ObjectLock, ObjectVersion
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.object_keys import normalize_root_prefix, validate_key, validate_prefix
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.options import OPTIONS_BY_NAME
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.retry import BackendErrors, RetryingCall, RetryPolicy
@@ -29,7 +29,6 @@ except ImportError:
     BOTO3_IMPORT_ERROR = traceback.format_exc()
 HAS_BOTO3 = BOTO3_IMPORT_ERROR is None
 
-DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
 DEFAULT_REGION = "us-east-1"
 MIN_POOL_CONNECTIONS = 16
 _NOT_FOUND_CODES = frozenset(("404", "NoSuchKey", "NotFound", "NoSuchVersion"))

@@ -225,12 +225,15 @@ def find_orphaned_temporaries(conn: t.Any, run_id: str | None = None, older_than
             # A restore marks its volume complete before its temporary tags go: a kill in between
             # leaves a finished volume that only looks temporary. It belongs to the restore now.
             if is_temporary(tags, run_id) and _created_before(resource, cutoff) and RESTORE_COMPLETE_TAG not in tags:
-                found.append({
-                    "type": kind, "id": resource.id, "name": resource.name, "status": getattr(resource, "status", None),
-                    "run": tags.get(TAG_RUN), "backup": tags.get(TAG_BACKUP), "source_volume": tags.get(TAG_SOURCE_VOLUME),
-                    "made_from": getattr(resource, "snapshot_id", None) if kind == "volume" else None,
-                })
+                found.append(_leftover(kind, resource, tags))
     return found
+
+
+def _leftover(kind: str, resource: t.Any, tags: t.Mapping[str, t.Any], **extra: t.Any) -> dict[str, t.Any]:
+    """A found temporary as find_orphaned_temporaries and the cleanup module report it."""
+    return dict({"type": kind, "id": resource.id, "name": resource.name, "status": getattr(resource, "status", None),
+                 "run": tags.get(TAG_RUN), "backup": tags.get(TAG_BACKUP), "source_volume": tags.get(TAG_SOURCE_VOLUME),
+                 "made_from": getattr(resource, "snapshot_id", None) if kind == "volume" else None}, **extra)
 
 
 def parent_images(conn: t.Any, volume_ids: t.Collection[str]) -> list[dict[str, t.Any]]:
@@ -240,9 +243,7 @@ def parent_images(conn: t.Any, volume_ids: t.Collection[str]) -> list[dict[str, 
     for image in call("list images", lambda: list(conn.image.images())):
         tags = image_properties(image)
         if tags.get(PARENT_OF_TAG) in volume_ids:
-            found.append({"type": "image", "id": image.id, "name": image.name, "status": getattr(image, "status", None),
-                          "run": tags.get(TAG_RUN), "backup": tags.get(TAG_BACKUP), "source_volume": tags.get(TAG_SOURCE_VOLUME),
-                          "made_from": None, "parent_of": tags[PARENT_OF_TAG]})
+            found.append(_leftover("image", image, tags, parent_of=tags[PARENT_OF_TAG]))
     return found
 
 
