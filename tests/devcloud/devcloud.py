@@ -439,13 +439,17 @@ def mount_share(name: str) -> None:
     dirs = site_dirs(name)
     target = mount_point(name)
     target.mkdir(parents=True, exist_ok=True)
-    if str(target) in Path("/proc/mounts").read_text():
-        return
     service = f"{name}-share"
+    # discard: ext4 passes each freed extent to the loop device, which punches it out of the
+    # image file, so the image shrinks back when Cinder deletes a volume file (without it, the
+    # image kept every block ever written: 24 GB after a day of tests for 1 GB of volumes).
+    if str(target) in Path("/proc/mounts").read_text():
+        run(service, ["mount", "-o", "remount,discard", str(target)])
+        return
     with dirs["share_img"].open("wb") as handle:
         handle.truncate(SHARE_SIZE_GIB * 1024 ** 3)
     run(service, ["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,nodiscard", str(dirs["share_img"])])
-    run(service, ["mount", "-o", "loop", str(dirs["share_img"]), str(target)])
+    run(service, ["mount", "-o", "loop,discard", str(dirs["share_img"]), str(target)])
     target.chmod(0o777)
 
 
@@ -739,7 +743,8 @@ def write_outputs() -> None:
             "backend": backend_of(name),
             "volume_backend": backend_of(name),
             "image_store": "rbd" if backend_of(name) == "rbd" else "file",
-            **({"share_mount": str(mount_point(name))} if backend_of(name) == "nfs" else {
+            **({"share_mount": str(mount_point(name)), "share_image": str(site_dirs(name)["share_img"])}
+               if backend_of(name) == "nfs" else {
                 "ceph": {"conf": str(ceph_node.CONF), "volume_pool": "volumes", "image_pool": "images",
                          "cinder_user": ceph_node.CINDER_USER, "glance_user": "glance"}}),
             "logs": {svc: str(LOGS / f"{name}-{svc}.log")
