@@ -232,6 +232,53 @@ def test_delete_waits_for_a_running_backup_and_never_breaks_it(backend, make_ban
 
 
 @pytest.mark.parametrize("backend", ["file", "swift_s3"])
+def test_a_prune_waits_for_a_running_backup_and_never_takes_the_chunks_it_reuses(backend, make_bank_config):
+    """The backup reuses chunks of a deleted backup (found in the bank, referenced by no manifest): a
+    prune started while it runs waits for it, and then keeps every chunk the new backup references."""
+    with open_bank(make_bank_config(backend, "prune-concurrent")) as bank:
+        store = BackupStore(bank)
+        shared = random.Random(34).randbytes(2 * CHUNK)
+        store.backup_writer("old", chunk_size=CHUNK).write([shared, random.Random(35).randbytes(CHUNK)])
+        new_data = shared + random.Random(36).randbytes(CHUNK)
+        retention.delete_backup(store, "old")  # its manifest only: its chunks wait for a prune
+        backup_started = threading.Event()
+        release_backup = threading.Event()
+
+        def slow_source():
+            yield new_data[:2 * CHUNK]  # the chunks of "old", found in the bank and not uploaded again
+            backup_started.set()
+            assert release_backup.wait(60)
+            yield new_data[2 * CHUNK:]
+
+        errors = []
+
+        def run_backup():
+            try:
+                BackupStore(bank).backup_writer("new", chunk_size=CHUNK).write(slow_source())
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                errors.append(exc)
+
+        backup_thread = threading.Thread(target=run_backup)
+        backup_thread.start()
+        assert backup_started.wait(60)
+        stored = len(chunk_keys(bank))
+        with pytest.raises(BankBusyError, match="in use"):
+            retention.prune(BackupStore(bank), lock_wait_timeout=1)
+        assert len(chunk_keys(bank)) == stored, "a prune that gave up removed chunks"
+        pruner_result = {}
+        pruner = threading.Thread(target=lambda: pruner_result.update(
+            plan=retention.prune(BackupStore(bank), lock_wait_timeout=120)))
+        pruner.start()
+        release_backup.set()
+        backup_thread.join(120)
+        pruner.join(120)
+        assert not errors
+        assert pruner_result["plan"].chunks == 1, "only old's own third chunk is unreferenced"
+        with store.open_backup("new") as reader:
+            assert read_all(reader) == new_data
+
+
+@pytest.mark.parametrize("backend", ["file", "swift_s3"])
 def test_interrupted_backup_resumes_uploading_only_missing_chunks(backend, make_bank_config):
     with open_bank(make_bank_config(backend, "resume")) as bank:
         store = BackupStore(bank)
