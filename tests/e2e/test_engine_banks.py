@@ -185,6 +185,31 @@ def test_persistent_errors_fail_cleanly_without_manifest(backend, make_bank_conf
             assert store.load_progress("doomed").status == "failed"
 
 
+def start_paused_backup(bank, name: str, data: bytes, pause_at: int):
+    """A backup of ``data`` in a thread, paused (holding its shared lock) after ``pause_at`` bytes
+    until the returned event is set; returns (thread, release event, errors raised by the backup)."""
+    backup_started = threading.Event()
+    release_backup = threading.Event()
+    errors = []
+
+    def slow_source():
+        yield data[:pause_at]  # chunks an earlier backup stored: found in the bank, not uploaded
+        backup_started.set()
+        assert release_backup.wait(60)
+        yield data[pause_at:]
+
+    def run_backup():
+        try:
+            BackupStore(bank).backup_writer(name, chunk_size=CHUNK).write(slow_source())
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            errors.append(exc)
+
+    backup_thread = threading.Thread(target=run_backup)
+    backup_thread.start()
+    assert backup_started.wait(60)
+    return backup_thread, release_backup, errors
+
+
 @pytest.mark.parametrize("backend", ["file", "swift_s3"])
 def test_delete_waits_for_a_running_backup_and_never_breaks_it(backend, make_bank_config):
     """A deletion started while a backup runs waits for it; the backup still restores afterwards."""
@@ -193,26 +218,7 @@ def test_delete_waits_for_a_running_backup_and_never_breaks_it(backend, make_ban
         shared = random.Random(31).randbytes(2 * CHUNK)
         store.backup_writer("old", chunk_size=CHUNK).write([shared, random.Random(32).randbytes(CHUNK)])
         new_data = shared + random.Random(33).randbytes(2 * CHUNK)
-        backup_started = threading.Event()
-        release_backup = threading.Event()
-
-        def slow_source():
-            yield new_data[:2 * CHUNK]  # the chunks "old" also has: found in the bank, not uploaded
-            backup_started.set()
-            assert release_backup.wait(60)
-            yield new_data[2 * CHUNK:]
-
-        errors = []
-
-        def run_backup():
-            try:
-                BackupStore(bank).backup_writer("new", chunk_size=CHUNK).write(slow_source())
-            except Exception as exc:  # pylint: disable=broad-exception-caught
-                errors.append(exc)
-
-        backup_thread = threading.Thread(target=run_backup)
-        backup_thread.start()
-        assert backup_started.wait(60)
+        backup_thread, release_backup, errors = start_paused_backup(bank, "new", new_data, 2 * CHUNK)
         # While the backup holds its shared lock, a deletion with a short wait gives up, deleting nothing.
         with pytest.raises(BankBusyError, match="in use"):
             retention.delete_backup(BackupStore(bank), "old", lock_wait_timeout=1)
@@ -241,26 +247,7 @@ def test_a_prune_waits_for_a_running_backup_and_never_takes_the_chunks_it_reuses
         store.backup_writer("old", chunk_size=CHUNK).write([shared, random.Random(35).randbytes(CHUNK)])
         new_data = shared + random.Random(36).randbytes(CHUNK)
         retention.delete_backup(store, "old")  # its manifest only: its chunks wait for a prune
-        backup_started = threading.Event()
-        release_backup = threading.Event()
-
-        def slow_source():
-            yield new_data[:2 * CHUNK]  # the chunks of "old", found in the bank and not uploaded again
-            backup_started.set()
-            assert release_backup.wait(60)
-            yield new_data[2 * CHUNK:]
-
-        errors = []
-
-        def run_backup():
-            try:
-                BackupStore(bank).backup_writer("new", chunk_size=CHUNK).write(slow_source())
-            except Exception as exc:  # pylint: disable=broad-exception-caught
-                errors.append(exc)
-
-        backup_thread = threading.Thread(target=run_backup)
-        backup_thread.start()
-        assert backup_started.wait(60)
+        backup_thread, release_backup, errors = start_paused_backup(bank, "new", new_data, 2 * CHUNK)
         stored = len(chunk_keys(bank))
         with pytest.raises(BankBusyError, match="in use"):
             retention.prune(BackupStore(bank), lock_wait_timeout=1)
