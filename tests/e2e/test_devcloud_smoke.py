@@ -202,8 +202,9 @@ def test_an_nfs_share_image_shrinks_back_when_a_volume_is_deleted(devcloud_sites
     assert nfs_sites, "site A always runs on NFS"
     for site in nfs_sites:
         info = devcloud_sites["sites"][site]
-        assert "discard" in next(line for line in Path("/proc/mounts").read_text().splitlines()
-                                 if line.split()[1] == info["share_mount"]).split()[3].split(","), site
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+        options = [fields[3].split(",") for fields in mounts if fields[1] == info["share_mount"]]
+        assert options and "discard" in options[-1], f"{site}'s share is mounted with {options}"
         conn = devcloud_connect(info["cloud"])
         volume = conn.block_storage.create_volume(size=1, name=f"smoke-discard-{uuid.uuid4().hex[:8]}")
         try:
