@@ -20,7 +20,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store im
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.sync import BackupEntry, BankSync, FailedBackup, SyncReport
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import MIB
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankMissingError, IntegrityError, InvalidInputError
-from ansible_collections.openstack_dr.bank.plugins.module_utils._inputs import LOCK_TIMEOUT, PARALLELISM, check_number
+from ansible_collections.openstack_dr.bank.plugins.module_utils._inputs import LOCK_TIMEOUT, PARALLELISM, check_names, check_number
 from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import source_summary
 
 # Results list at most this many damaged chunks per backup; the counts cover everything.
@@ -37,6 +37,7 @@ def run_bank_sync(module: t.Any) -> dict:
     params = module.params
     check_number("lock_timeout", params["lock_timeout"], LOCK_TIMEOUT)
     check_number("parallelism", params["parallelism"], PARALLELISM)
+    check_names(params["backups"], "backups")
     # The source is only read: never created, and read-only credentials are enough.
     target_config = params["target_bank"] if isinstance(params["target_bank"], dict) else {}
     if target_config.get("object_lock_days") is not None:

@@ -27,6 +27,13 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc, utc_timestamp
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, ReportWriteError
+from ansible_collections.openstack_dr.bank.plugins.module_utils._inputs import (
+    CINDER_MAX_CHARS,
+    DRILL_TARGET,
+    check_number,
+    check_text,
+    check_utc_timestamp,
+)
 
 REPORT_FORMAT = "openstack_dr.bank/drill-report"
 REPORT_VERSION = 1
@@ -324,8 +331,32 @@ def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
             os.unlink(temporary)
 
 
+def check_inputs(params: t.Mapping[str, t.Any]) -> None:
+    """Refuse, by name, what would make the evidence lie: a negative target, a time that is none, one file for two."""
+    check_text("run_id", params.get("run_id"), max_chars=CINDER_MAX_CHARS)
+    check_text("drill_name", params.get("drill_name"), max_chars=CINDER_MAX_CHARS)
+    for option in ("rpo_target", "rto_target"):
+        check_number(option, params.get(option), DRILL_TARGET)
+    for volume, targets in (params.get("volume_targets") or {}).items():
+        if not isinstance(targets, t.Mapping) or not targets or set(targets) - {"rpo", "rto"}:
+            raise InvalidInputError(f"volume_targets.{volume} must be a dict of rpo and/or rto (seconds), got {targets!r}",
+                                    option="volume_targets")
+        for which, value in targets.items():
+            check_number(f"volume_targets.{volume}.{which}", value, DRILL_TARGET)
+    for option in ("started_at", "restore_finished_at"):
+        check_utc_timestamp(option, params.get(option))
+    paths: dict[str, str] = {}
+    for option in ("json_path", "junit_path", "metrics_path"):
+        path = params.get(option)
+        if path and os.path.realpath(path) in paths:
+            raise InvalidInputError(f"{option} and {paths[os.path.realpath(path)]} must differ, both are {path}", option=option)
+        if path:
+            paths[os.path.realpath(path)] = option
+
+
 def run_drill_report(module: t.Any) -> dict[str, t.Any]:
     params = module.params
+    check_inputs(params)
     now = time.time()
     report = build_report(params, now)
     outputs: dict[str, str] = {}

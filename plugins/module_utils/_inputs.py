@@ -15,6 +15,7 @@ import unicodedata
 
 from ansible.module_utils.common.validation import check_type_dict
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import looks_like_backup_id
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import RESTORE_COMPLETE_TAG, RESTORED_FROM_TAG, TAG_KEYS
@@ -40,6 +41,8 @@ PROGRESS_INTERVAL = Bound(1, 600, "seconds")
 VOLUME_SIZE = Bound(1, 1024 * 1024, "GiB")
 OLDER_THAN = Bound(0, 10 * 365 * 86400, "seconds")
 VERIFY_PERCENT = Bound(0.001, 100, "percent")
+# An RPO or RTO target: 0 for none; above ten years, a typo.
+DRILL_TARGET = Bound(0, 10 * 365 * 86400, "seconds")
 
 # Cinder refuses names, descriptions and metadata longer than 255 characters, and 4-byte UTF-8.
 CINDER_MAX_CHARS = 255
@@ -159,6 +162,13 @@ def check_names(value: t.Any, option: str) -> list:
     """A list of names or ids to match (volume_info, temporaries_cleanup)."""
     for index, item in enumerate(value or []):
         check_text(f"{option}[{index}]", item, max_bytes=BACKUP_NAME_MAX_BYTES)
+    return value
+
+
+def check_utc_timestamp(option: str, value: t.Any) -> t.Any:
+    """A UTC time the way the bank writes it (``YYYY-MM-DDTHH:MM:SSZ``), or None."""
+    if value is not None and parse_utc(value) is None:
+        raise _refuse(option, "must be a UTC time as YYYY-MM-DDTHH:MM:SSZ", value)
     return value
 
 

@@ -47,7 +47,7 @@ options:
     type: str
     default: dr_drill
   json_path:
-    description: Where to write the JSON report; none when not given.
+    description: Where to write the JSON report; none when not given. The three paths must differ.
     type: path
   junit_path:
     description: Where to write the JUnit XML file; none when not given.
@@ -65,19 +65,21 @@ options:
     choices: [full, sample]
   restore_finished_at:
     description:
-      - When the restores were ready, UTC C(YYYY-MM-DDTHH:MM:SSZ); the RPO is the age of the volume's newest
+      - When the restores were ready, UTC C(YYYY-MM-DDTHH:MM:SSZ) (another form is refused); the RPO is the age of the volume's newest
         backup at that time. Now, when not given.
     type: str
   rpo_target:
-    description: Default RPO target in seconds; V(0) for none.
+    description:
+      - Default RPO target in seconds, from V(0) to V(315360000) (ten years); V(0) for none.
     type: int
     default: 0
   rto_target:
-    description: Default RTO target in seconds; V(0) for none.
+    description:
+      - Default RTO target in seconds, from V(0) to V(315360000) (ten years); V(0) for none.
     type: int
     default: 0
   run_id:
-    description: The drill's run id.
+    description: The drill's run id, 1 to 255 characters without control characters.
     type: str
     required: true
   started_at:
@@ -85,8 +87,8 @@ options:
     type: str
   volume_targets:
     description:
-      - Per-volume targets, by source volume name or id, each a dict with C(rpo) and/or C(rto) in seconds;
-        they override O(rpo_target) and O(rto_target).
+      - Per-volume targets, by source volume name or id, each a dict with C(rpo) and/or C(rto) in seconds
+        (bounded as O(rpo_target)); they override O(rpo_target) and O(rto_target).
     type: dict
     default: {}
   volumes:

@@ -18,6 +18,8 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs a
 from ansible_collections.openstack_dr.bank.plugins.module_utils import (
     _bank_backup_info,
     _bank_delete,
+    _bank_sync,
+    _drill_report,
     _temporaries_cleanup,
     _volume_backup,
     _volume_info,
@@ -124,6 +126,10 @@ DELETE = {"backup": "db-1", "backups": None, "prune": False, "lock_timeout": 600
 INFO = {"backup": None, "source_volume": None, "verify": "none", "verify_percent": 100.0, "encryption_passphrase": None, "bank": {}}
 CLEANUP = dict(OPENSTACK, older_than=None, backups=[], source_volumes=[], run_id=None, drill_run_id=None)
 VOLUME_INFO = dict(OPENSTACK, volumes=[], metadata={})
+SYNC = {"source_bank": {}, "target_bank": {}, "backups": None, "follow_deletions": False, "lock_timeout": 600, "parallelism": 4,
+        "encryption_passphrase": None}
+DRILL = {"run_id": "drill-1", "drill_name": "dr_drill", "volumes": [], "errors": [], "mode": "full", "rpo_target": 0, "rto_target": 0,
+         "volume_targets": {}, "started_at": None, "restore_finished_at": None, "json_path": None, "junit_path": None, "metrics_path": None}
 FLOWS = {
     "volume_glance_backup": (_volume_backup, "run_volume_backup", BACKUP),
     "volume_glance_restore": (_volume_restore, "run_volume_restore", RESTORE),
@@ -131,6 +137,8 @@ FLOWS = {
     "bank_backup_info": (_bank_backup_info, "run_bank_backup_info", INFO),
     "temporaries_cleanup": (_temporaries_cleanup, "run_temporaries_cleanup", CLEANUP),
     "volume_info": (_volume_info, "run_volume_info", VOLUME_INFO),
+    "bank_sync": (_bank_sync, "run_bank_sync", SYNC),
+    "drill_report": (_drill_report, "run_drill_report", DRILL),
 }
 REFUSED = [
     ("volume_glance_backup", "timeout", 0, "between 1 and 604800 seconds"),
@@ -162,7 +170,77 @@ REFUSED = [
     ("temporaries_cleanup", "older_than", -1, "between 0 and 315360000 seconds"),
     ("temporaries_cleanup", "timeout", 0, "between 1 and 604800 seconds"),
     ("volume_info", "api_timeout", 0, "between 1 and 3600 seconds"),
+    ("drill_report", "run_id", "", "must not be empty"),
+    ("drill_report", "drill_name", "a\nb", "control characters"),
+    ("drill_report", "started_at", "yesterday", "must be a UTC time as YYYY-MM-DDTHH:MM:SSZ"),
+    ("drill_report", "restore_finished_at", "2026-12-03 10:00:00", "must be a UTC time as YYYY-MM-DDTHH:MM:SSZ"),
 ]
+
+# Every int or float option of every module and its bound (chunk_size is a choice among powers of two).
+NUMERIC_OPTIONS = {
+    "volume_glance_backup": {"timeout": inputs.TIMEOUT, "api_timeout": inputs.API_TIMEOUT, "compression_level": inputs.COMPRESSION_LEVEL,
+                             "lock_timeout": inputs.LOCK_TIMEOUT, "parallelism": inputs.PARALLELISM,
+                             "progress_interval": inputs.PROGRESS_INTERVAL},
+    "volume_glance_restore": {"timeout": inputs.TIMEOUT, "api_timeout": inputs.API_TIMEOUT, "parallelism": inputs.PARALLELISM,
+                              "size": inputs.VOLUME_SIZE},
+    "bank_delete": {"lock_timeout": inputs.LOCK_TIMEOUT},
+    "bank_backup_info": {"verify_percent": inputs.VERIFY_PERCENT},
+    "temporaries_cleanup": {"timeout": inputs.TIMEOUT, "api_timeout": inputs.API_TIMEOUT, "older_than": inputs.OLDER_THAN},
+    "volume_info": {"timeout": inputs.TIMEOUT, "api_timeout": inputs.API_TIMEOUT},
+    "bank_sync": {"lock_timeout": inputs.LOCK_TIMEOUT, "parallelism": inputs.PARALLELISM},
+    "drill_report": {"rpo_target": inputs.DRILL_TARGET, "rto_target": inputs.DRILL_TARGET},
+}
+CHOICE_OPTIONS = {("volume_glance_backup", "chunk_size")}
+
+
+def test_every_numeric_option_of_every_module_has_a_bound():
+    for module_name in FLOWS:
+        module = importlib.import_module(f"ansible_collections.openstack_dr.bank.plugins.modules.{module_name}")
+        numeric = {name for name, spec in module.argument_spec().items() if spec.get("type") in ("int", "float")}
+        assert numeric == set(NUMERIC_OPTIONS[module_name]) | {o for m, o in CHOICE_OPTIONS if m == module_name}, module_name
+
+
+def _out_of_bounds(bound: inputs.Bound) -> list:
+    below = [bound.minimum - 1, -1] + ([0] if bound.minimum > 0 else [])
+    return sorted(set(below)) + [bound.maximum + 1]
+
+
+NUMERIC_REFUSED = [(module_name, option, value, bound) for module_name, options in NUMERIC_OPTIONS.items()
+                   for option, bound in options.items() for value in _out_of_bounds(bound)]
+
+
+@pytest.mark.parametrize("module_name, option, value, bound", NUMERIC_REFUSED, ids=lambda v: str(v)[:20])
+def test_each_flow_refuses_every_number_at_zero_negative_and_above_its_bound(monkeypatch, module_name, option, value, bound):
+    flow, entry, defaults = FLOWS[module_name]
+    _forbid_remote_calls(monkeypatch, flow)
+    module = types.SimpleNamespace(params=dict(defaults, **{option: value}), check_mode=False)
+    unit = f" {bound.unit}" if bound.unit else ""
+    expected = f"must be between {inputs._number_text(bound.minimum)} and {inputs._number_text(bound.maximum)}{unit}"
+    with pytest.raises(InvalidInputError, match=f"^{option} {expected}, got"):
+        getattr(flow, entry)(module)
+
+
+def test_a_sync_refuses_a_backup_name_with_a_control_character_before_the_banks(monkeypatch):
+    _forbid_remote_calls(monkeypatch, _bank_sync)
+    module = types.SimpleNamespace(params=dict(SYNC, backups=["db", "a\x00b"]), check_mode=False)
+    with pytest.raises(InvalidInputError, match=r"^backups\[1\] must not contain control characters \(found U\+0000\)"):
+        _bank_sync.run_bank_sync(module)
+
+
+def test_a_drill_report_refuses_one_file_for_two_reports(tmp_path):
+    params = dict(DRILL, json_path=str(tmp_path / "drill.out"), metrics_path=str(tmp_path / "drill.out"))
+    with pytest.raises(InvalidInputError, match="^metrics_path and json_path must differ"):
+        _drill_report.run_drill_report(types.SimpleNamespace(params=params, check_mode=False))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_drill_target_per_volume_must_be_rpo_or_rto_within_the_bound():
+    params = dict(DRILL, volume_targets={"db": {"rtt": 5}})
+    with pytest.raises(InvalidInputError, match=r"^volume_targets\.db must be a dict of rpo and/or rto"):
+        _drill_report.run_drill_report(types.SimpleNamespace(params=params, check_mode=False))
+    params = dict(DRILL, volume_targets={"db": {"rto": -5}})
+    with pytest.raises(InvalidInputError, match=r"^volume_targets\.db\.rto must be between 0 and 315360000 seconds, got -5"):
+        _drill_report.run_drill_report(types.SimpleNamespace(params=params, check_mode=False))
 
 
 @pytest.mark.parametrize("module_name, option, value, bound", REFUSED, ids=lambda v: str(v)[:20])
@@ -183,6 +261,10 @@ DOCUMENTED_BOUNDS = [
     ("volume_glance_backup", "compression_level", inputs.COMPRESSION_LEVEL),
     ("volume_glance_restore", "parallelism", inputs.PARALLELISM),
     ("bank_delete", "lock_timeout", inputs.LOCK_TIMEOUT),
+    ("bank_sync", "lock_timeout", inputs.LOCK_TIMEOUT),
+    ("bank_sync", "parallelism", inputs.PARALLELISM),
+    ("drill_report", "rpo_target", inputs.DRILL_TARGET),
+    ("drill_report", "rto_target", inputs.DRILL_TARGET),
 ]
 
 
