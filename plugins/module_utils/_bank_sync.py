@@ -40,10 +40,6 @@ def run_bank_sync(module: t.Any) -> dict:
     check_names(params["backups"], "backups")
     # The source is only read: never created, and read-only credentials are enough.
     target_config = params["target_bank"] if isinstance(params["target_bank"], dict) else {}
-    if target_config.get("object_lock_days") is not None:
-        raise InvalidInputError("O(target_bank.object_lock_days): a replica would not lock what it copies yet, so its "
-                                "backups would claim a protection they lack; sync into a bank without Object Lock",
-                                option="target_bank.object_lock_days")
     if target_config.get("write_only") and params["follow_deletions"]:
         raise InvalidInputError("O(follow_deletions=true) deletes from the target, and O(target_bank.write_only) says its "
                                 "credentials may not", option="target_bank.write_only")
@@ -180,6 +176,8 @@ def sync_result(report: SyncReport, source: BackupStore, target: BackupStore, fo
         # A deletion removes the backup's own objects; the chunks no other backup uses go in the prune.
         result["deleted"] = [{"id": plan.backup_id, "name": plan.backup_name, "objects": len(plan.objects), "bytes": plan.object_bytes}
                              for plan in report.deleted]
+        result["protected"] = [{"id": plan.backup_id, "name": plan.backup_name, "protected_until": plan.protected_until}
+                               for plan in report.protected]
         pruned = report.pruned
         result["pruned"] = {"objects": pruned.objects, "chunks": pruned.chunks, "progress_objects": pruned.progress_objects,
                             "bytes": pruned.object_bytes}

@@ -28,7 +28,13 @@ description:
     target waits for it. The source is only read; no lock is written there, and read-only credentials are
     enough. A source backup deleted while it is copied is left out (RV(vanished)).
   - With O(follow_deletions=true), the target's backups that the source no longer holds are then deleted,
-    and the target is pruned (see M(openstack_dr.bank.bank_delete)).
+    and the target is pruned (see M(openstack_dr.bank.bank_delete)). A backup still locked in the target
+    stays until its date (RV(protected)).
+  - A replica's manifests state the replica's own Object Lock, never the source's. Into a target with
+    C(object_lock_days) everything a copied backup uses is locked (see that option). Into a target without
+    it, the source's C(protected_until) is left out of the copied manifest, so the replica claims no
+    protection it lacks and its backups can be deleted at once; only a manifest without Object Lock fields
+    is copied byte for byte.
   - Reports, per source volume, the newest backup in each bank and how far the target lags behind
     (RV(volumes)), for monitoring.
   - Needs no OpenStack cloud, only the banks.
@@ -155,8 +161,10 @@ options:
         description:
           - Days every chunk and manifest a backup writes stays locked (S3 Object Lock), for C(type=s3); see the
             C(bank) option of M(openstack_dr.bank.volume_glance_backup).
-          - Reading an Object Lock bank needs nothing more; a target with it is refused for now (a copy would
-            not lock what it writes).
+          - Reading an Object Lock bank needs nothing more. In O(target_bank), every chunk and manifest copied is
+            locked, and every chunk already there that a copied backup reuses has its lock extended when it ends too
+            early, until the later of the source backup's C(protected_until) and its creation date plus these days;
+            the replica's manifest records its own C(protected_until). See C(docs/runbook.md) (bank sync).
         type: int
       object_lock_extension_days:
         description:
@@ -326,7 +334,17 @@ vanished:
   type: list
   elements: dict
 deleted:
-  description: With O(follow_deletions=true), the target's backups deleted (or that would be) with C(id), C(name), C(objects), C(chunks), C(bytes).
+  description:
+    - With O(follow_deletions=true), the target's backups deleted (or that would be) with C(id), C(name), C(objects) and C(bytes)
+      (their manifest and progress objects; the chunks no other backup uses are reclaimed by the prune, in RV(pruned)).
+  returned: when O(follow_deletions=true)
+  type: list
+  elements: dict
+protected:
+  description:
+    - With O(follow_deletions=true), the target's backups the source no longer holds but that stay, because their
+      C(protected_until) date (an Object Lock target) is still ahead, with C(id), C(name), C(protected_until).
+    - The first run after that date deletes them.
   returned: when O(follow_deletions=true)
   type: list
   elements: dict

@@ -26,16 +26,27 @@ def as_datetime(seconds: float) -> datetime.datetime:
 class LockPlan:
     """The lock dates of one backup, and the earliest lock among the objects it uses (thread-safe)."""
 
-    def __init__(self, lock: ObjectLock, started: float) -> None:
+    def __init__(self, lock: ObjectLock, started: float, *, required: float | None = None) -> None:
         self.lock = lock
-        self.required = started + lock.days * 86400
-        self.retain_until = self.required + lock.extension_days * 86400
+        self.required = started + lock.days * 86400 if required is None else required
+        # Never a date already past (S3 refuses one): from ``started`` at least, for a late copy's plan.
+        self.retain_until = max(self.required, started) + lock.extension_days * 86400
         self._earliest = self.retain_until
         self._mutex = threading.Lock()
 
     @classmethod
     def for_bank(cls, bank: Bank, started: float) -> LockPlan | None:
         return cls(bank.object_lock, started) if bank.object_lock is not None else None
+
+    @classmethod
+    def for_replica(cls, bank: Bank, now: float, created_at: float | None, source_protected_until: float | None) -> LockPlan | None:
+        """The plan of a backup copied into ``bank`` (a replica): its objects are locked until the later of the
+        source's ``protected_until`` and the backup's own date plus the replica's ``object_lock_days``."""
+        if bank.object_lock is None:
+            return None
+        dates = [date for date in (source_protected_until,
+                                   None if created_at is None else created_at + bank.object_lock.days * 86400) if date is not None]
+        return cls(bank.object_lock, now, required=max(dates) if dates else None)
 
     def note(self, until: float) -> None:
         with self._mutex:

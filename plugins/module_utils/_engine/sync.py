@@ -11,6 +11,16 @@ bytes, by a bounded pool; the backup's manifest, byte for byte, is written once 
 stored. A chunk that fails verification is reported and not stored, and its backup's manifest is
 not written. A rerun finds what an interrupted run stored and copies only the rest.
 
+The replica's manifests state the replica's own locks, never the source's. Into a target with
+``object_lock_days`` (S3 Object Lock) every chunk and manifest copied is locked, and every chunk
+already there that the backup reuses is extended when short (one HEAD each), by the same ``LockPlan``
+a backup uses: the backup must stay locked until the later of the source manifest's
+``protected_until`` and its own ``created_at`` plus the target's ``object_lock_days``; the manifest,
+written last, records the target's ``protected_until`` and ``object_lock``. Into a target without
+Object Lock the manifest is copied without those two fields (re-sealed): the replica claims no
+protection it lacks, so its verification checks no locks and its backups can be deleted. A manifest
+with neither field is copied byte for byte.
+
 Memory: 32 bytes per chunk already in the target (one listing) and per distinct chunk of the
 backups copied in one run (packed id sets), one manifest at a time and at most twice
 ``parallelism`` chunk objects in flight. The source is only read, so read-only credentials for it are enough.
@@ -27,6 +37,8 @@ import typing as t
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import retention
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.chunking import DEFAULT_PARALLELISM, validate_parallelism
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.codec import ChunkCodec
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.immutability import LockPlan
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.known_chunks import PackedIdSet
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import (
     BACKUPS_PREFIX,
@@ -52,6 +64,8 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
 CONFIG_COPIED = "copied"
 CONFIG_PRESENT = "present"
 MISSING_FROM_SOURCE = "missing from the source bank"
+# What a manifest says of its bank's Object Lock: a replica states its own.
+LOCK_FIELDS = ("protected_until", "object_lock")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +105,7 @@ class SyncReport:
     vanished: list[BackupEntry] = dataclasses.field(default_factory=list)  # deleted or replaced in the source meanwhile
     target_only: list[BackupEntry] = dataclasses.field(default_factory=list)  # chosen, in the target, not in the source
     deleted: list[retention.DeletionPlan] = dataclasses.field(default_factory=list)
+    protected: list[retention.DeletionPlan] = dataclasses.field(default_factory=list)  # kept: locked in the target
     pruned: retention.PrunePlan | None = None
     chunks_copied: int = 0
     chunks_skipped: int = 0
@@ -123,6 +138,15 @@ class _ChunkCopy:
     digest: bytes
     stored_bytes: int = 0
     error: str | None = None
+    # "present": in the target before the run (its lock made long enough); "again": handled earlier in the run.
+    found: str | None = None
+
+
+def _without_lock_fields(manifest: t.Any) -> tuple:
+    """What two versions of one backup's manifest must share, whatever each says of its bank's locks."""
+    document = {key: value for key, value in manifest.document.items() if key not in LOCK_FIELDS}
+    zero_clusters = manifest.zero_clusters.to_json() if manifest.zero_clusters is not None else None
+    return document, manifest.chunk_map.to_json(), zero_clusters
 
 
 def _manifest_objects(store: BackupStore) -> dict[str, int]:
@@ -166,6 +190,8 @@ class BankSync:
         self._to_copy: list[BackupEntry] = []
         self._target_chunks = PackedIdSet()
         self._handled = PackedIdSet(bucket_bits=16)  # every chunk this run copied, found present or found bad
+        # Into a locked target: every chunk handled for an earlier backup of this run is locked at least this long.
+        self._handled_locked_until: float | None = None
         self._lock: BankLock | None = None
 
     def run(self) -> SyncReport:
@@ -231,7 +257,7 @@ class BankSync:
             if not self.select(entry):
                 continue
             self.report.selected.append(entry)
-            if target_manifests.get(backup_id) == len(data) and self._target_holds(entry.manifest_key, data):
+            if backup_id in target_manifests and self._target_holds(entry.manifest_key, data, target_manifests[backup_id]):
                 self.report.present.append(entry)
             else:
                 self._to_copy.append(entry)
@@ -244,11 +270,37 @@ class BankSync:
         for entries in (self.report.selected, self.report.present, self._to_copy, self.report.target_only):
             entries.sort(key=lambda entry: entry.created_at, reverse=True)
 
-    def _target_holds(self, key: str, data: bytes) -> bool:
+    def _target_holds(self, key: str, data: bytes, size: int) -> bool:
+        """Whether the target holds this backup: the same bytes, or (when the sync rewrites the manifest's lock
+        fields) the same manifest but for them."""
+        source_manifest = self.source.manifest_at(key, data)
+        rewritten = self.target.bank.object_lock is not None or any(field in source_manifest.document for field in LOCK_FIELDS)
+        if not rewritten and size != len(data):
+            return False
         try:
-            return self.target.bank.get(key) == data
+            held = self.target.bank.get(key)
         except BankObjectNotFoundError:
             return False
+        if not rewritten:
+            return held == data
+        try:
+            return _without_lock_fields(self.target.manifest_at(key, held)) == _without_lock_fields(source_manifest)
+        except IntegrityError:
+            return False  # damaged in the target: copied again
+
+    def _replica_manifest(self, manifest: t.Any, data: bytes, plan: LockPlan | None) -> bytes:
+        """The manifest as the target stores it: the source's bytes, unless either bank locks (see the module doc)."""
+        if plan is None and not any(field in manifest.document for field in LOCK_FIELDS):
+            return data
+        for field in LOCK_FIELDS:
+            manifest.document.pop(field, None)
+        if plan is not None:
+            manifest.document.update(plan.manifest_fields())
+        return manifest.to_bytes(self._codec.document_sealer, manifest_key(manifest.backup_id))
+
+    def _lock_plan(self, manifest: t.Any) -> LockPlan | None:
+        return LockPlan.for_replica(self.target.bank, time.time(), parse_utc(manifest.created_at),
+                                    parse_utc(manifest.document.get("protected_until")))
 
     # -- copying --------------------------------------------------------------------------------
 
@@ -269,6 +321,9 @@ class BankSync:
             self.report.vanished.append(entry)
             return
         manifest = self.source.manifest_at(entry.manifest_key, data)
+        plan = self._lock_plan(manifest)
+        # With a lock plan, the chunks this backup met already (ids repeat within a volume).
+        met: set[bytes] = set()
         bad: list[BadChunk] = []
         window: collections.deque = collections.deque()
         for index, digest in enumerate(manifest.chunk_map):
@@ -277,12 +332,25 @@ class BankSync:
             if digest in self.report.bad_chunks:
                 bad.append(BadChunk(digest.hex(), "found damaged or missing earlier in this run"))
                 continue
+            if plan is not None:
+                if digest in met:
+                    continue
+                met.add(digest)
             if not self._handled.add(digest):
-                continue
-            if digest in self._target_chunks:
-                self.report.chunks_skipped += 1
-                continue
-            window.append(pool.submit(self._copy_chunk, digest, manifest.chunk_length(index)))
+                if plan is None:
+                    continue
+                if self._handled_locked_until is not None and plan.covers(self._handled_locked_until):
+                    plan.note(self._handled_locked_until)
+                    continue
+                # Handled for a backup locked for less: its lock is extended like any chunk found present.
+                window.append(pool.submit(self._protect_chunk, digest, manifest.chunk_length(index), plan, False))
+            elif digest in self._target_chunks:
+                if plan is None:
+                    self.report.chunks_skipped += 1
+                    continue
+                window.append(pool.submit(self._protect_chunk, digest, manifest.chunk_length(index), plan, True))
+            else:
+                window.append(pool.submit(self._copy_chunk, digest, manifest.chunk_length(index), plan))
             # Twice the workers keeps every thread busy while bounding memory to a few chunks.
             while len(window) > 2 * self.parallelism:
                 self._settle(window.popleft().result(), bad)
@@ -296,11 +364,16 @@ class BankSync:
                 self.report.bad_chunks.difference_update(bytes.fromhex(item.chunk) for item in bad)
             return
         self._lock.assert_still_held()
-        # Written last: the target never holds a complete-looking backup with a chunk missing.
-        self.target.bank.put(entry.manifest_key, data)
+        # Written last: the target never holds a complete-looking backup with a chunk missing (or unlocked).
+        replica = self._replica_manifest(manifest, data, plan)
+        if plan is not None:
+            self.target.bank.put_locked(entry.manifest_key, replica, plan.retain_until_date)
+            self._handled_locked_until = min(plan.required, self._handled_locked_until or plan.required)
+        else:
+            self.target.bank.put(entry.manifest_key, replica)
         self.report.copied.append(entry)
 
-    def _copy_chunk(self, digest: bytes, length: int) -> _ChunkCopy:
+    def _copy_chunk(self, digest: bytes, length: int, plan: LockPlan | None) -> _ChunkCopy:
         """In a pool thread: read one chunk object from the source, verify it, store the same bytes in the target."""
         key = chunk_key(digest)
         try:
@@ -311,13 +384,25 @@ class BankSync:
             self._codec.decode(digest, blob, length, f"{self.source.bank.description}/{key}")
         except IntegrityError as exc:
             return _ChunkCopy(digest, error=str(exc))
-        self.target.bank.put(key, blob)
+        if plan is not None:
+            self.target.bank.put_locked(key, blob, plan.retain_until_date)
+        else:
+            self.target.bank.put(key, blob)
         return _ChunkCopy(digest, stored_bytes=len(blob))
+
+    def _protect_chunk(self, digest: bytes, length: int, plan: LockPlan, counted: bool) -> _ChunkCopy:
+        """In a pool thread: a chunk the locked target holds is locked long enough, or copied when it is gone."""
+        if plan.protect_existing(self.target.bank, chunk_key(digest)):
+            return _ChunkCopy(digest, found="present" if counted else "again")
+        return self._copy_chunk(digest, length, plan)
 
     def _settle(self, outcome: _ChunkCopy, bad: list[BadChunk]) -> None:
         if outcome.error is not None:
             self.report.bad_chunks.add(outcome.digest)
             bad.append(BadChunk(outcome.digest.hex(), outcome.error))
+            return
+        if outcome.found is not None:
+            self.report.chunks_skipped += outcome.found == "present"
             return
         self.report.chunks_copied += 1
         self.report.bytes_copied += outcome.stored_bytes
@@ -377,6 +462,8 @@ class BankSync:
             if plan.exists:
                 self.report.deleted.append(plan)
                 deleted_keys.update(plan.objects)
+            elif plan.protected_until is not None:
+                self.report.protected.append(plan)  # locked in the target: deleted by the first run after the date
         self.report.pruned = retention.prune(self.target, check_mode=self.check_mode, lock_wait_timeout=self.lock_wait_timeout,
                                              excluding=deleted_keys)
         if self.check_mode:

@@ -130,6 +130,42 @@ def test_bad_numbers_are_refused_by_name_before_any_bank_is_opened(banks, option
     assert banks[1].bank.objects == {}
 
 
+def test_a_write_only_target_with_follow_deletions_is_refused_before_any_bank_is_opened(banks):
+    source, target = banks
+    backup_of(source, "db-1", "db", "2026-11-30T01:00:00Z")
+    with pytest.raises(InvalidInputError, match="write_only") as refused:
+        _bank_sync.run_bank_sync(module(follow_deletions=True, target_bank={"type": "file", "path": "target", "write_only": True}))
+    assert refused.value.details["option"] == "target_bank.write_only" and target.bank.objects == {}
+    # Without follow_deletions the same target is fine: a sync never deletes there.
+    result = _bank_sync.run_bank_sync(module(target_bank={"type": "file", "path": "target", "write_only": True}))
+    assert [entry["name"] for entry in result["copied"]] == ["db-1"]
+
+
+def test_the_same_bank_as_source_and_target_is_refused(banks):
+    source, target = banks
+    backup_of(source, "db-1", "db", "2026-11-30T01:00:00Z")
+    objects = dict(source.bank.objects)
+    with pytest.raises(InvalidInputError, match="same bank"):
+        _bank_sync.run_bank_sync(module(target_bank={"type": "file", "path": "source"}))
+    assert source.bank.objects == objects
+
+
+def test_an_empty_source_is_refused_and_nothing_is_written(banks):
+    with pytest.raises(InvalidInputError, match="holds no bank configuration"):
+        _bank_sync.run_bank_sync(module())
+    assert banks[1].bank.objects == {}
+
+
+def test_a_target_holding_another_bank_is_refused_and_left_as_it_was(banks):
+    source, target = banks
+    backup_of(source, "db-1", "db", "2026-11-30T01:00:00Z")
+    backup(BackupStore(target.bank, "another passphrase"), "other", os.urandom(MIB))
+    objects = dict(target.bank.objects)
+    with pytest.raises(InvalidInputError, match="holds another bank"):
+        _bank_sync.run_bank_sync(module())
+    assert target.bank.objects == objects
+
+
 def test_the_secrets_inside_both_cloud_dicts_are_masked():
     params = {"source_bank": {"type": "swift", "cloud": {"auth": {"password": "one"}}},
               "target_bank": {"type": "swift", "cloud": {"auth": {"password": "two", "username": "u"}}}}

@@ -18,9 +18,11 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.s3 import 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import retention
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine import writer as writer_module
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc
-from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import manifest_key, progress_key
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import chunk_key, manifest_key, progress_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.sync import BankSync
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import MIB
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.verify import verify_backup
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError, IntegrityError, InvalidInputError
 
 from .engine_helpers import backup, lock_objects, restore, stored_chunks
@@ -29,6 +31,7 @@ from .memory_bank import MemoryBank
 DAY = 86400.0
 START = 1_800_000_000.0
 SOURCE = {"volume": {"id": "vol-1", "name": "db"}}
+PASSPHRASE = "replica passphrase"
 
 
 class LockingBank(MemoryBank):
@@ -197,3 +200,114 @@ def test_object_lock_options_need_their_days():
     for mode, extension in (("compliance", None), (None, 3)):
         with pytest.raises(InvalidInputError, match="needs O\\(bank.object_lock_days\\)"):
             _object_lock(mode, None, extension)
+
+
+# -- bank_sync into and out of Object Lock banks ------------------------------------------------------
+
+
+def replica_pair(source_lock: ObjectLock | None, target_lock: ObjectLock | None) -> tuple[LockingBank, LockingBank]:
+    source, target = LockingBank(source_lock), LockingBank(target_lock)
+    source.description, target.description = "memory bank A", "memory bank B"
+    return source, target
+
+
+def locks_of(bank: LockingBank, manifest) -> dict[str, float]:
+    """The lock date of each object the backup ``manifest`` uses in ``bank``."""
+    keys = [manifest_key(manifest.backup_id)] + [chunk_key(digest) for digest in manifest.chunk_map.unique_data_digests()]
+    return {key: bank.until[key].timestamp() for key in keys if key in bank.until}
+
+
+def test_a_sync_into_a_locked_bank_locks_what_it_copies_from_the_backup_date_not_the_sync_date(clock):
+    source, target = replica_pair(None, ObjectLock("compliance", 30, 7))
+    dummy, manifest = backup(BackupStore(source, PASSPHRASE), "day-0", os.urandom(3 * MIB), source=SOURCE)
+    clock["t"] = START + 10 * DAY  # synced ten days after the backup
+    report = BankSync(BackupStore(source, PASSPHRASE), BackupStore(target, PASSPHRASE)).run()
+    assert [entry.backup_name for entry in report.copied] == ["day-0"]
+    locks = locks_of(target, manifest)
+    assert len(locks) == unique_chunks(manifest) + 1 and set(locks.values()) == {START + 37 * DAY}
+    replica = BackupStore(target, PASSPHRASE).load_manifest("day-0")
+    assert parse_utc(replica.document["protected_until"]) == START + 37 * DAY
+    assert replica.document["object_lock"] == {"mode": "compliance", "days": 30, "extension_days": 7}
+    verification = verify_backup(BackupStore(target, PASSPHRASE), "day-0")
+    assert verification.ok and verification.checked_locks == unique_chunks(manifest) + 1
+    again = BankSync(BackupStore(source, PASSPHRASE), BackupStore(target, PASSPHRASE)).run()
+    assert not again.changed and [entry.backup_name for entry in again.present] == ["day-0"]
+
+
+def test_a_sync_keeps_a_source_lock_that_ends_later_than_the_targets_own(clock):
+    source, target = replica_pair(ObjectLock("compliance", 60, 0), ObjectLock("governance", 30, 7))
+    dummy, manifest = backup(BackupStore(source), "day-0", os.urandom(2 * MIB), source=SOURCE)
+    assert parse_utc(manifest.document["protected_until"]) == START + 60 * DAY
+    BankSync(BackupStore(source), BackupStore(target)).run()
+    assert set(locks_of(target, manifest).values()) == {START + 67 * DAY}
+    replica = BackupStore(target).load_manifest("day-0")
+    assert parse_utc(replica.document["protected_until"]) == START + 67 * DAY
+    assert replica.document["object_lock"]["mode"] == "governance"
+
+
+def test_a_late_sync_of_an_old_backup_still_locks_it_from_the_sync_on(clock):
+    source, target = replica_pair(None, ObjectLock("compliance", 30, 7))
+    dummy, manifest = backup(BackupStore(source), "day-0", os.urandom(MIB), source=SOURCE)
+    clock["t"] = START + 100 * DAY  # its 30 days ended long ago: S3 refuses a lock date in the past
+    BankSync(BackupStore(source), BackupStore(target)).run()
+    assert set(locks_of(target, manifest).values()) == {START + 107 * DAY}
+
+
+def test_a_sync_extends_the_lock_of_chunks_the_target_holds_that_a_newer_backup_reuses(clock):
+    source, target = replica_pair(None, ObjectLock("compliance", 30, 7))
+    shared = os.urandom(2 * MIB)
+    backup(BackupStore(source), "day-0", shared, source=SOURCE)
+    BankSync(BackupStore(source), BackupStore(target)).run()
+    clock["t"] = START + 20 * DAY
+    dummy, manifest = backup(BackupStore(source), "day-20", shared + os.urandom(MIB), source=SOURCE)
+    report = BankSync(BackupStore(source), BackupStore(target)).run()
+    assert (report.chunks_copied, report.chunks_skipped) == (1, 2)
+    # The two reused chunks (locked until day 37) now to day 20 + 30 + 7; the new one and the manifest too.
+    reused = BackupStore(target).load_manifest("day-0").chunk_map.unique_data_digests()
+    assert sorted(target.extended) == sorted(chunk_key(digest) for digest in reused)
+    assert set(locks_of(target, manifest).values()) == {START + 57 * DAY}
+    assert verify_backup(BackupStore(target), "day-20").ok and verify_backup(BackupStore(target), "day-0").ok
+
+
+def test_one_sync_of_an_old_and_a_new_backup_locks_their_shared_chunks_for_the_later_one(clock):
+    source, target = replica_pair(None, ObjectLock("compliance", 30, 0))
+    shared = os.urandom(2 * MIB)
+    backup(BackupStore(source), "day-0", shared + os.urandom(MIB), source=SOURCE)
+    clock["t"] = START + 5 * DAY
+    dummy, newer = backup(BackupStore(source), "day-5", shared, source=SOURCE)
+    # The newest first: the older backup's shared chunks are already locked long enough, no HEAD needed.
+    BankSync(BackupStore(source), BackupStore(target)).run()
+    assert set(locks_of(target, newer).values()) == {START + 35 * DAY} and target.heads == 0
+    assert verify_backup(BackupStore(target), "day-0").ok and verify_backup(BackupStore(target), "day-5").ok
+
+
+def test_a_plain_replica_of_a_locked_bank_claims_no_lock_and_can_be_deleted(clock):
+    source, target = replica_pair(ObjectLock("compliance", 30, 7), None)
+    data = os.urandom(2 * MIB)
+    dummy, manifest = backup(BackupStore(source, PASSPHRASE), "day-0", data, source=SOURCE)
+    BankSync(BackupStore(source, PASSPHRASE), BackupStore(target, PASSPHRASE)).run()
+    replica_store = BackupStore(target, PASSPHRASE)
+    replica = replica_store.load_manifest("day-0")
+    assert "protected_until" not in replica.document and "object_lock" not in replica.document
+    assert not target.until  # nothing locked in the replica, and its manifest does not say otherwise
+    verification = verify_backup(replica_store, "day-0")
+    assert verification.ok and verification.checked_locks == 0
+    assert restore(replica_store, "day-0") == data
+    assert not BankSync(BackupStore(source, PASSPHRASE), BackupStore(target, PASSPHRASE)).run().changed
+    plan = retention.delete_backup(replica_store, "day-0")
+    assert plan.deleted and replica_store.load_manifest("day-0") is None
+    assert BackupStore(source, PASSPHRASE).load_manifest("day-0").document["protected_until"] == manifest.document["protected_until"]
+
+
+def test_follow_deletions_keeps_a_backup_still_locked_in_the_target_and_says_until_when(clock):
+    source, target = replica_pair(None, ObjectLock("compliance", 30, 7))
+    backup(BackupStore(source), "day-0", os.urandom(MIB), source=SOURCE)
+    BankSync(BackupStore(source), BackupStore(target)).run()
+    retention.delete_backup(BackupStore(source), "day-0")
+    report = BankSync(BackupStore(source), BackupStore(target), follow_deletions=True).run()
+    assert not report.deleted and [plan.backup_name for plan in report.protected] == ["day-0"]
+    assert parse_utc(report.protected[0].protected_until) == START + 37 * DAY
+    assert BackupStore(target).load_manifest("day-0") is not None and report.pruned.chunks == 0
+    clock["t"] = START + 38 * DAY
+    report = BankSync(BackupStore(source), BackupStore(target), follow_deletions=True).run()
+    assert [plan.backup_name for plan in report.deleted] == ["day-0"] and report.pruned.chunks == 1
