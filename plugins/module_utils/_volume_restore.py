@@ -16,6 +16,7 @@ import typing as t
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs as inputs
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.counting import CountingBank
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.units import GIB, MIB
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import ImageInUseError, InvalidInputError, OpenStackError
@@ -72,7 +73,9 @@ def run_volume_restore(module: t.Any) -> dict:
     check_inputs(params)
     phases = PhaseTimer()
     with phases("prepare"):
-        store = BackupStore(open_bank(params["bank"], read_only=True), params["encryption_passphrase"])
+        # Counted, so the stats say what the restore asked of the bank (as a backup's do).
+        bank = CountingBank(open_bank(params["bank"], read_only=True))
+        store = BackupStore(bank, params["encryption_passphrase"])
         store.check_access()
         manifest = complete_backup(store, params["backup"])
         size = restore_size(manifest, params["size"])
@@ -90,7 +93,7 @@ def run_volume_restore(module: t.Any) -> dict:
                                             "availability_zone": params["availability_zone"], "metadata": metadata},
                 "image_id": None, "backup": backup_summary(manifest), "volume_type_reason": type_reason,
                 "transfer_format": transfer.as_dict(), "earlier_restore": earlier.as_dict() if earlier else None, "stats": {}}
-    run = RestoreRun(conn, store, manifest, params, size, transfer, phases)
+    run = RestoreRun(conn, store, bank, manifest, params, size, transfer, phases)
     if earlier is not None:
         completed = run.settle_earlier_restore(earlier)
         if completed is not None:
@@ -188,6 +191,7 @@ class RestoreRun:
 
     conn: t.Any
     store: BackupStore
+    bank: CountingBank  # the store's bank, counting the requests the restore makes
     manifest: t.Any
     params: t.Mapping[str, t.Any]
     size: int
@@ -291,4 +295,5 @@ class RestoreRun:
         upload_seconds = self.phases.seconds.get("image_upload") or 0.0
         return {"bytes": self.manifest.size, "seconds": self.phases.total(), "seconds_per_phase": dict(self.phases.seconds),
                 "mib_per_second": round(self.manifest.size / MIB / upload_seconds, 1) if upload_seconds else None,
-                "glance": {"bytes_uploaded": self.bytes_uploaded, "transfer_format": self.transfer.disk_format}}
+                "glance": {"bytes_uploaded": self.bytes_uploaded, "transfer_format": self.transfer.disk_format},
+                "requests": self.bank.snapshot()}

@@ -219,6 +219,15 @@ stats:
       description: What crossed Glance, C(transfer_format) and C(bytes_uploaded) (bytes of the image sent to Glance).
       type: dict
       sample: {"transfer_format": "qcow2", "bytes_uploaded": 2148466688}
+    requests:
+      description:
+        - Bank requests the restore made, by kind (C(get), C(head), C(put), C(list) pages, C(delete), C(lock)), counted as
+          a backup counts its own.
+        - One C(get) for each chunk of the backup that holds data (all-zero chunks are never stored, so never read), and
+          a few more for the bank configuration and the manifest. A restore only reads, so C(put), C(delete) and
+          C(lock) stay V(0).
+      type: dict
+      sample: {"get": 259, "head": 0, "put": 0, "list": 1, "delete": 0, "lock": 0}
 temporaries:
   description: On failure, the temporaries removed and those left behind (type, id, name, error).
   returned: failed

@@ -234,6 +234,11 @@ def test_backup_at_a_restore_at_b_is_byte_identical(sites, site_a, site_b, sourc
         assert restored["transfer_format"]["format"] == "qcow2", restored["transfer_format"]
         assert restored["stats"]["glance"]["bytes_uploaded"] < 400 * MIB, restored["stats"]
         assert set(restored["stats"]["seconds_per_phase"]) == {"prepare", "image_upload", "volume_from_image", "finishing"}
+        # Every chunk of the backup that holds data was read from the bank (zero chunks are not stored); nothing written.
+        data_chunks = backup["stats"]["chunks"] - backup["stats"]["zero_chunks"]
+        requests = restored["stats"]["requests"]
+        assert data_chunks > 0 and requests["get"] >= data_chunks, (requests, backup["stats"])
+        assert requests["put"] == requests["delete"] == requests["lock"] == 0, requests
         assert restored["backup"]["source_volume"]["id"] == volume.id and restored["backup"] == backup["backup"]
     finally:
         delete_volume(site_b, restored_volume.id)
