@@ -44,6 +44,8 @@ def run_bank_sync(module: t.Any) -> dict:
         raise InvalidInputError("O(follow_deletions=true) deletes from the target, and O(target_bank.write_only) says its "
                                 "credentials may not", option="target_bank.write_only")
     source = BackupStore(open_bank(params["source_bank"], read_only=True), params["encryption_passphrase"])
+    # A wrong passphrase is refused before the target is opened, and so before it is created.
+    source.check_access()
     target = BackupStore(open_target(params["target_bank"], module.check_mode), params["encryption_passphrase"])
     report = BankSync(source, target, select=selection(params["backups"]), follow_deletions=params["follow_deletions"],
                       parallelism=params["parallelism"], lock_wait_timeout=params["lock_timeout"],

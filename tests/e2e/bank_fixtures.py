@@ -1,6 +1,7 @@
 # Copyright: openstack_dr.bank contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bank configs for tests on real servers: the file bank, Swift (Swift and S3 APIs) and moto.
+"""Bank configs for tests on real servers: the file bank, Swift (Swift and S3 APIs), moto and the Ceph
+Object Gateway (RGW, S3 and Swift APIs; started by `make devcloud-up`, so only checked when a test uses it).
 
 `make bank-up` writes .devcloud/bank.yml; these fixtures read it and FAIL (never skip) when the
 servers are not up. ``make_bank_config(backend, name)`` returns a fresh `bank` option dict with its
@@ -28,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BANK_YML = Path(os.environ.get("BANK_DEVCLOUD_DIR") or ROOT / ".devcloud") / "bank.yml"
 BACKENDS = ("file", "swift", "swift_s3", "moto")
 SERVER_BACKENDS = ("swift", "swift_s3", "moto")
+# The Ceph Object Gateway, for the tests that name it (tests/e2e/test_ceph.py covers it as a bank).
+RGW_BACKENDS = ("rgw_s3", "rgw_swift")
 
 # tests/servers holds fault_proxy, which tests of banks and of the chunk engine share.
 sys.path.insert(0, str(ROOT / "tests" / "servers"))
@@ -88,13 +91,16 @@ def fixture_make_bank_config(request: pytest.FixtureRequest, tmp_path: Path) -> 
     made: list[dict[str, t.Any]] = []
 
     def make(backend: str, name: str = "bank", **overrides: t.Any) -> dict[str, t.Any]:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if backend not in BACKENDS + RGW_BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS + RGW_BACKENDS}, not {backend!r}")
         unique = unique_name(name)
         if backend == "file":
             config: dict[str, t.Any] = {"type": "file", "path": str(tmp_path / unique)}
         else:
             servers = request.getfixturevalue("bank_servers")
+            if backend not in servers:
+                pytest.fail(f"{BANK_YML} has no {backend}: `make devcloud-up` starts Ceph, then the bank servers list its "
+                            "gateway", pytrace=False)
             config = dict(servers[backend])
             config["bucket" if config["type"] == "s3" else "container"] = unique
         config["create"] = True

@@ -6,7 +6,9 @@ replica with the primary gone.
 
 The module runs for real through ``ansible``; the backups it copies are small synthetic ones written
 through the engine (1 MiB chunks), except in the restore test, which backs a devcloud volume up.
-S3 is moto (another server than Swift), or Swift's S3 API where real S3 authentication matters.
+S3 is moto (another server than Swift), or Swift's S3 API where real S3 authentication matters; the Ceph
+Object Gateway (RGW) serves both APIs, each as a source and as a target, and an Object Lock target (RGW and
+moto).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pytest
 import yaml
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._bank import open_bank
+from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import parse_utc
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.layout import BANK_CONFIG_KEY, CHUNKS_PREFIX, chunk_key, manifest_key
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store import BackupStore
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import BankError
@@ -36,6 +39,7 @@ from drill_helpers import create_small_volume, delete_volume, unique  # pylint: 
 from fault_proxy import FaultProxy  # pylint: disable=wrong-import-order
 from module_runner import run_module, signal_process_tree, start_module  # pylint: disable=wrong-import-order
 from test_modules import volume_sha256  # pylint: disable=wrong-import-order
+from test_object_lock import client, fixture_locked_bucket, locked  # noqa: F401 pylint: disable=wrong-import-order,unused-import
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -43,7 +47,11 @@ PASSPHRASE = "replica passphrase that must never be printed"
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # A bank type -> the server of bank_fixtures that serves it.
 SERVERS = {"file": "file", "s3": "moto", "swift": "swift"}
-PAIRS = [(source, target) for source in SERVERS for target in SERVERS]
+# Every ordered pair of bank types, then RGW's S3 and Swift APIs each once as a source and once as a target:
+# two more runs (RGW is the slowest server here, 25-40 s a run), not a matrix five servers wide.
+PAIRS = [(SERVERS[source], SERVERS[target]) for source in SERVERS for target in SERVERS] + [
+    ("rgw_s3", "rgw_swift"), ("rgw_swift", "rgw_s3")]
+LABELS = {server: bank_type for bank_type, server in SERVERS.items()}
 
 
 def payload(seed: int, mib: int) -> bytes:
@@ -100,12 +108,13 @@ def assert_no_gap(target: BackupStore) -> None:
             assert not missing, f"{listed.backup_name} is complete in the target but lacks {len(missing)} chunks"
 
 
-@pytest.mark.parametrize(("source_type", "target_type"), PAIRS, ids=[f"{source}-to-{target}" for source, target in PAIRS])
-def test_sync_between_bank_types(make_bank_config, source_type, target_type):
+@pytest.mark.parametrize(("source_server", "target_server"), PAIRS,
+                         ids=[f"{LABELS.get(source, source)}-to-{LABELS.get(target, target)}" for source, target in PAIRS])
+def test_sync_between_bank_types(make_bank_config, source_server, target_server):
     """Check mode predicts the copy, the copy is a byte-exact replica, a rerun changes nothing, and a corrupt
     source chunk is reported and not copied while the other new backup is."""
-    source_config = make_bank_config(SERVERS[source_type], f"sync-src-{source_type}")
-    target_config = make_bank_config(SERVERS[target_type], f"sync-dst-{target_type}")
+    source_config = make_bank_config(source_server, f"sync-src-{source_server}")
+    target_config = make_bank_config(target_server, f"sync-dst-{target_server}")
     source = store_of(source_config, create=True)
     shared = payload(1, 2)
     write_backup(source, "db-1", "db", shared + payload(2, 1) + bytes(MIB))
@@ -243,6 +252,73 @@ def test_a_target_holding_another_bank_is_refused(make_bank_config):
     assert refused.failed and "holds another bank" in refused["msg"], refused.result
     assert {entry.key for entry in other.bank.list() if not entry.key.startswith("locks/")} == \
         {key for key in before if not key.startswith("locks/")}
+
+
+def objects_of(manifest: t.Any) -> list[str]:
+    return [manifest_key(manifest.backup_id)] + sorted(chunk_key(digest) for digest in manifest.chunk_map.unique_data_digests())
+
+
+def assert_locked_until(config: dict, keys: list[str], date: float) -> None:
+    s3 = client(config)
+    for key in keys:
+        head = s3.head_object(Bucket=config["bucket"], Key=key)
+        assert head["ObjectLockMode"] == "GOVERNANCE", key
+        assert head["ObjectLockRetainUntilDate"].timestamp() >= date, key
+
+
+def test_a_sync_into_an_object_lock_bank_locks_what_it_copies_and_extends_what_it_reuses(make_bank_config, locked_bucket):
+    """Into a bucket with Object Lock (RGW, moto): every object copied is locked until the backup's date plus the
+    target's days, the replica's manifest says so, verification and bank_delete there honour it, and a newer
+    backup's sync extends the chunks it reuses."""
+    source_config = make_bank_config("file", "sync-src-plain")
+    target_config = locked(locked_bucket["owner"])
+    source = store_of(source_config, create=True)
+    shared = payload(40, 2)
+    write_backup(source, "db-1", "db", shared + payload(41, 1))
+    copied = run_module("bank_sync", sync_args(source_config, target_config))
+    assert not copied.failed and copied["counts"]["backups_copied"] == 1, copied.result
+    target = BackupStore(open_bank(target_config))
+    first = target.load_manifest("db-1")
+    assert parse_utc(first.document["protected_until"]) == parse_utc(first.created_at) + 86400
+    assert first.document["object_lock"] == {"mode": "governance", "days": 1, "extension_days": 0}
+    assert_locked_until(target_config, objects_of(first), parse_utc(first.document["protected_until"]))
+    verified = run_module("bank_backup_info", {"bank": target_config, "backup": "db-1", "verify": "presence"})
+    verification = verified["backups"][0]["verification"]
+    assert verification["ok"] and verification["checked_locks"] == 4, verification
+    kept = run_module("bank_delete", {"bank": target_config, "backup": "db-1"})
+    assert not kept.failed and not kept["changed"], kept.result
+    assert kept["deleted"]["protected_until"] == first.document["protected_until"]
+
+    write_backup(source, "db-2", "db", shared + payload(42, 1))  # created after the first sync: a later date
+    again = run_module("bank_sync", sync_args(source_config, target_config))
+    assert not again.failed and (again["counts"]["chunks_copied"], again["counts"]["chunks_skipped"]) == (1, 2), again.result
+    second = target.load_manifest("db-2")
+    assert parse_utc(second.document["protected_until"]) > parse_utc(first.document["protected_until"])
+    assert_locked_until(target_config, objects_of(second), parse_utc(second.document["protected_until"]))
+    assert read_back(target, "db-2") == read_back(source, "db-2")
+    unchanged = run_module("bank_sync", sync_args(source_config, target_config))
+    assert not unchanged.failed and not unchanged["changed"] and unchanged["counts"]["backups_present"] == 2, unchanged.result
+
+
+@pytest.mark.parametrize("locked_bucket", ["moto"], indirect=True)
+def test_a_plain_replica_of_an_object_lock_bank_claims_no_lock_and_can_be_deleted(make_bank_config, locked_bucket):
+    """From a bucket with Object Lock into a plain bank: the replica's manifest drops the source's date, so
+    verification there checks no lock and passes, and bank_delete deletes at once; the source stays protected."""
+    source_config = locked(locked_bucket["owner"])
+    target_config = make_bank_config("file", "sync-dst-plain")
+    source = BackupStore(open_bank(source_config))
+    write_backup(source, "db-1", "db", payload(43, 2))
+    copied = run_module("bank_sync", sync_args(source_config, target_config))
+    assert not copied.failed and copied["counts"]["backups_copied"] == 1, copied.result
+    replica = dict(target_config, create=False)
+    listed = run_module("bank_backup_info", {"bank": replica, "verify": "presence"})["backups"]
+    assert [(entry["name"], entry["protected_until"]) for entry in listed] == [("db-1", None)], listed
+    assert listed[0]["verification"]["ok"] and listed[0]["verification"]["checked_locks"] == 0, listed
+    assert read_back(store_of(target_config), "db-1") == read_back(source, "db-1")
+    deleted = run_module("bank_delete", {"bank": replica, "backup": "db-1", "prune": True})
+    assert not deleted.failed and deleted["changed"] and store_of(target_config).load_manifest("db-1") is None, deleted.result
+    protected = run_module("bank_backup_info", {"bank": source_config, "backup": "db-1"})["backups"][0]
+    assert protected["protected_until"] == source.load_manifest("db-1").document["protected_until"]
 
 
 def run_playbook(playbook: str, extra: dict, workdir: pathlib.Path, env: dict) -> subprocess.CompletedProcess:
