@@ -144,7 +144,7 @@ def test_the_runbooks_job_templates_run_through_ansible_runner_without_leaking_a
     volume, suffix = awx["volume"], "awx-" + os.urandom(3).hex()
     backup_name = f"{volume.name}-{suffix}"
     templates = load_templates()[0]
-    assert set(templates) >= {"dr_backup", "dr_restore", "dr_drill", "dr_restore_test", "dr_cleanup"}
+    assert set(templates) >= {"dr_backup", "dr_restore", "dr_drill", "dr_sync", "dr_restore_test", "dr_cleanup"}
 
     run_job(awx, "dr_backup", volume=volume.name, suffix=suffix)
     assert bank_backup_names(awx["bank"], awx["credentials"]["dr_bank"]["passphrase"]) == {backup_name}
@@ -165,19 +165,16 @@ def test_the_runbooks_job_templates_run_through_ansible_runner_without_leaking_a
     assert drill_volumes(awx["site_b"], report["run_id"]) == []
     assert ok_results(job, "openstack_dr.bank.drill_report"), "the drill's evidence task left no event"
 
-    if (REPO / "playbooks" / "sync.yml").exists():
-        run_job(awx, "dr_sync")
-        assert backup_name in bank_backup_names(awx["replica"], awx["credentials"]["dr_bank"]["passphrase"])
-        sampled_bank = "replica"
-    else:
-        sampled_bank = None
-    if sampled_bank:
-        run_job(awx, "dr_restore_test", evidence=evidence)
-        sample = json.loads((evidence / "sample.json").read_text())
-        assert sample["passed"] and sample["mode"] == "sample"
-        assert [v["backup"]["name"] for v in sample["volumes"]] == [backup_name]
-        # Restore testing backs nothing up: the replica holds what the sync copied, nothing more.
-        assert bank_backup_names(awx["replica"], awx["credentials"]["dr_bank"]["passphrase"]) == {backup_name}
+    run_job(awx, "dr_sync")
+    assert bank_backup_names(awx["replica"], awx["credentials"]["dr_bank"]["passphrase"]) == {backup_name}
+
+    # Restore testing of the replica the sync just made.
+    run_job(awx, "dr_restore_test", evidence=evidence)
+    sample = json.loads((evidence / "sample.json").read_text())
+    assert sample["passed"] and sample["mode"] == "sample"
+    assert [v["backup"]["name"] for v in sample["volumes"]] == [backup_name]
+    # Restore testing backs nothing up: the replica holds what the sync copied, nothing more.
+    assert bank_backup_names(awx["replica"], awx["credentials"]["dr_bank"]["passphrase"]) == {backup_name}
 
     cleanup = run_job(awx, "dr_cleanup", backup=backup_name)
     found = ok_results(cleanup, "openstack_dr.bank.temporaries_cleanup")
