@@ -164,6 +164,32 @@ def cleanup(**extra) -> t.Callable[[Context], dict]:
     return lambda c: dict({"cloud": "site-a", "backups": [NEW]}, **extra)
 
 
+def s3_backup_bank(**bank) -> t.Callable[[Context], dict]:
+    return lambda c: {"cloud": "site-a", "volume": c.seed.id, "backup_name": NEW, "encryption_passphrase": PASSPHRASE,
+                      "bank": dict(c.s3_bank, **bank)}
+
+
+def sync(**extra) -> t.Callable[[Context], dict]:
+    """A sync of the file bank into a directory that does not exist: accepted, it would create it."""
+    return lambda c: dict({"source_bank": c.file_bank, "target_bank": {"type": "file", "path": c.missing_dir, "create": True}}, **extra)
+
+
+def drill(**extra) -> t.Callable[[Context], dict]:
+    """A drill report written where the missing directory would be: accepted, it would create that file."""
+    return lambda c: dict({"run_id": f"e2e-bad-drill-{SUFFIX}", "volumes": [], "json_path": c.missing_dir}, **extra)
+
+
+def role_sync(**variables) -> t.Callable[[Context], dict]:
+    return lambda c: dict({"bank_sync_source_bank": c.file_bank,
+                           "bank_sync_target_bank": {"type": "file", "path": c.missing_dir, "create": True}}, **variables)
+
+
+def role_drill(**variables) -> t.Callable[[Context], dict]:
+    return lambda c: dict({"dr_drill_site_a_cloud": "site-a", "dr_drill_site_b_cloud": "site-b", "dr_drill_bank": c.file_bank,
+                           "dr_drill_volumes": [c.seed.id], "dr_drill_run_id": f"e2e-bad-drill-{SUFFIX}",
+                           "dr_drill_json_path": c.missing_dir}, **variables)
+
+
 TIMEOUT_BOUND = "between 1 and 604800 seconds"
 ROWS = [
     # volume_glance_backup: numbers at 0, negative and above their bound, and of the wrong type
@@ -173,6 +199,7 @@ ROWS = [
     Row("backup timeout not a number", "volume_glance_backup", backup(timeout="soon"), ("timeout", "convert to int")),
     Row("backup api_timeout -1", "volume_glance_backup", backup(api_timeout=-1), ("api_timeout", "between 1 and 3600 seconds")),
     Row("backup api_timeout 0", "volume_glance_backup", backup(api_timeout=0), ("api_timeout", "between 1 and 3600 seconds")),
+    Row("backup api_timeout above an hour", "volume_glance_backup", backup(api_timeout=3601), ("api_timeout", "between 1 and 3600 seconds")),
     Row("backup lock_timeout -1", "volume_glance_backup", backup(lock_timeout=-1), ("lock_timeout", "between 0 and 86400 seconds")),
     Row("backup lock_timeout above a day", "volume_glance_backup", backup(lock_timeout=86401),
         ("lock_timeout", "between 0 and 86400 seconds")),
@@ -183,6 +210,7 @@ ROWS = [
     Row("backup progress_interval 601", "volume_glance_backup", backup(progress_interval=601),
         ("progress_interval", "between 1 and 600 seconds")),
     Row("backup compression_level 0", "volume_glance_backup", backup(compression_level=0), ("compression_level", "between 1 and 19")),
+    Row("backup compression_level -1", "volume_glance_backup", backup(compression_level=-1), ("compression_level", "between 1 and 19")),
     Row("backup compression_level 20", "volume_glance_backup", backup(compression_level=20), ("compression_level", "between 1 and 19")),
     Row("backup chunk_size 0", "volume_glance_backup", backup(chunk_size=0), ("chunk_size", "one of: 1, 2, 4, 8, 16, 32, 64")),
     Row("backup chunk_size 128", "volume_glance_backup", backup(chunk_size=128), ("chunk_size", "one of: 1, 2, 4, 8, 16, 32, 64")),
@@ -210,6 +238,24 @@ ROWS = [
     Row("bank.max_total_time -1", "volume_glance_backup", backup_bank(max_total_time=-1), ("bank.max_total_time", "at least 0")),
     Row("bank.max_attempts not a number", "volume_glance_backup", backup_bank(max_attempts="many"), ("max_attempts", "convert to int")),
     Row("bank.type unknown", "volume_glance_backup", backup_bank(type="ftp"), ("type", "one of: file, s3, swift")),
+    Row("bank.max_total_time above a day", "volume_glance_backup", backup_bank(max_total_time=86401),
+        ("bank.max_total_time", "at most 86400")),
+    Row("bank.connect_timeout 0", "volume_glance_backup", backup_bank(connect_timeout=0), ("bank.connect_timeout", "at least 0.001")),
+    Row("bank.connect_timeout above an hour", "volume_glance_backup", backup_bank(connect_timeout=3601),
+        ("bank.connect_timeout", "at most 3600")),
+    Row("bank.read_timeout -1", "volume_glance_backup", backup_bank(read_timeout=-1), ("bank.read_timeout", "at least 0.001")),
+    Row("bank.read_timeout above an hour", "volume_glance_backup", backup_bank(read_timeout=3601), ("bank.read_timeout", "at most 3600")),
+    Row("bank.object_lock_days 0", "volume_glance_backup", s3_backup_bank(object_lock_days=0), ("bank.object_lock_days", "at least 1")),
+    Row("bank.object_lock_days above a century", "volume_glance_backup", s3_backup_bank(object_lock_days=36501),
+        ("bank.object_lock_days", "at most 36500")),
+    Row("bank.object_lock_extension_days -1", "volume_glance_backup", s3_backup_bank(object_lock_days=1, object_lock_extension_days=-1),
+        ("bank.object_lock_extension_days", "at least 0")),
+    Row("bank.object_lock_extension_days above ten years", "volume_glance_backup",
+        s3_backup_bank(object_lock_days=1, object_lock_extension_days=3651), ("bank.object_lock_extension_days", "at most 3650")),
+    Row("bank.object_lock_mode unknown", "volume_glance_backup", s3_backup_bank(object_lock_days=1, object_lock_mode="legal-hold"),
+        ("object_lock_mode", "one of: governance, compliance")),
+    Row("bank.object_lock_mode without days", "volume_glance_backup", s3_backup_bank(object_lock_mode="compliance"),
+        ("bank.object_lock_mode", "needs O(bank.object_lock_days)")),
     Row("bank.endpoint_url is Keystone", "volume_glance_backup",
         lambda c: dict(backup()(c), bank=dict(c.s3_bank, endpoint_url=c.keystone, max_attempts=1), encryption_passphrase=PASSPHRASE),
         ("endpoint_url", "not answer as an S3 service")),
@@ -234,8 +280,12 @@ ROWS = [
     Row("restore size above 1 PiB", "volume_glance_restore", restore(size=1048577), ("size", "between 1 and 1048576 GiB")),
     Row("restore size below the backup", "volume_glance_restore", restore(size=SOURCE_GIB - 1),
         ("size", f"smaller than the backup, which needs {SOURCE_GIB} GiB")),
+    Row("restore parallelism 65", "volume_glance_restore", restore(parallelism=65), ("parallelism", "between 1 and 64")),
     Row("restore timeout 0", "volume_glance_restore", restore(timeout=0), ("timeout", TIMEOUT_BOUND)),
+    Row("restore timeout -5", "volume_glance_restore", restore(timeout=-5), ("timeout", TIMEOUT_BOUND)),
+    Row("restore timeout above a week", "volume_glance_restore", restore(timeout=604801), ("timeout", TIMEOUT_BOUND)),
     Row("restore api_timeout -1", "volume_glance_restore", restore(api_timeout=-1), ("api_timeout", "between 1 and 3600 seconds")),
+    Row("restore api_timeout above an hour", "volume_glance_restore", restore(api_timeout=3601), ("api_timeout", "between 1 and 3600 seconds")),
     Row("restore backup empty", "volume_glance_restore", restore(backup=""), ("backup", "must not be empty")),
     Row("restore description 256 characters", "volume_glance_restore", restore(description="d" * 256),
         ("description", "at most 255 characters")),
@@ -272,11 +322,47 @@ ROWS = [
     Row("cleanup older_than above ten years", "temporaries_cleanup", cleanup(older_than=315360001),
         ("older_than", "between 0 and 315360000 seconds")),
     Row("cleanup timeout 0", "temporaries_cleanup", cleanup(timeout=0), ("timeout", TIMEOUT_BOUND)),
+    Row("cleanup timeout above a week", "temporaries_cleanup", cleanup(timeout=604801), ("timeout", TIMEOUT_BOUND)),
+    Row("cleanup api_timeout -1", "temporaries_cleanup", cleanup(api_timeout=-1), ("api_timeout", "between 1 and 3600 seconds")),
     Row("cleanup backups with NUL", "temporaries_cleanup", cleanup(backups=["a\x00b"]), ("backups[0]", "control characters")),
     Row("volume_info api_timeout 0", "volume_info", lambda c: {"cloud": "site-a", "api_timeout": 0},
         ("api_timeout", "between 1 and 3600 seconds")),
+    Row("volume_info api_timeout above an hour", "volume_info", lambda c: {"cloud": "site-a", "api_timeout": 3601},
+        ("api_timeout", "between 1 and 3600 seconds")),
+    Row("volume_info timeout 0", "volume_info", lambda c: {"cloud": "site-a", "timeout": 0}, ("timeout", TIMEOUT_BOUND)),
     Row("volume_info volumes with an empty name", "volume_info", lambda c: {"cloud": "site-a", "volumes": [""]},
         ("volumes[0]", "must not be empty")),
+    # bank_sync
+    Row("sync lock_timeout -1", "bank_sync", sync(lock_timeout=-1), ("lock_timeout", "between 0 and 86400 seconds")),
+    Row("sync lock_timeout above a day", "bank_sync", sync(lock_timeout=86401), ("lock_timeout", "between 0 and 86400 seconds")),
+    Row("sync parallelism 0", "bank_sync", sync(parallelism=0), ("parallelism", "between 1 and 64")),
+    Row("sync parallelism 65", "bank_sync", sync(parallelism=65), ("parallelism", "between 1 and 64")),
+    Row("sync parallelism not a number", "bank_sync", sync(parallelism="all"), ("parallelism", "convert to int")),
+    Row("sync backups with NUL", "bank_sync", sync(backups=["a\x00b"]), ("backups[0]", "control characters")),
+    Row("sync source_bank not a dict", "bank_sync", sync(source_bank="not a dict"), ("source_bank", "must be a dict")),
+    Row("sync target_bank unknown key", "bank_sync", lambda c: dict(sync()(c), target_bank=dict(sync()(c)["target_bank"], colour="blue")),
+        ("target_bank.colour", "Supported parameters include")),
+    Row("sync target_bank.max_attempts 0", "bank_sync", lambda c: dict(sync()(c), target_bank=dict(sync()(c)["target_bank"], max_attempts=0)),
+        ("bank.max_attempts", "at least 1")),
+    Row("sync into the source itself", "bank_sync", lambda c: dict(sync()(c), target_bank=c.file_bank), ("same bank",)),
+    Row("sync passphrase for an unencrypted bank", "bank_sync", sync(encryption_passphrase=PASSPHRASE),
+        ("encryption_passphrase", "is not encrypted")),
+    # drill_report
+    Row("drill rpo_target -5", "drill_report", drill(rpo_target=-5), ("rpo_target", "between 0 and 315360000 seconds")),
+    Row("drill rto_target above ten years", "drill_report", drill(rto_target=315360001), ("rto_target", "between 0 and 315360000 seconds")),
+    Row("drill rto_target not a number", "drill_report", drill(rto_target="soon"), ("rto_target", "convert to int")),
+    Row("drill volume target -1", "drill_report", drill(volume_targets={"db": {"rto": -1}}),
+        ("volume_targets.db.rto", "between 0 and 315360000 seconds")),
+    Row("drill volume target of another kind", "drill_report", drill(volume_targets={"db": {"rtt": 5}}),
+        ("volume_targets.db", "a dict of rpo and/or rto")),
+    Row("drill run_id empty", "drill_report", drill(run_id=""), ("run_id", "must not be empty")),
+    Row("drill run_id with ESC", "drill_report", drill(run_id="d\x1bx"), ("run_id", "control characters")),
+    Row("drill started_at not a UTC time", "drill_report", drill(started_at="yesterday"), ("started_at", "YYYY-MM-DDTHH:MM:SSZ")),
+    Row("drill restore_finished_at with a space", "drill_report", drill(restore_finished_at="2026-12-03 10:00:00"),
+        ("restore_finished_at", "YYYY-MM-DDTHH:MM:SSZ")),
+    Row("drill one file for two reports", "drill_report", lambda c: dict(drill()(c), junit_path=c.missing_dir),
+        ("junit_path and json_path must differ",)),
+    Row("drill mode unknown", "drill_report", drill(mode="partial"), ("mode", "one of: full, sample")),
     # roles: their argument specs, their bounds, and the modules' refusals through them
     Row("role volume_backup concurrency not a number", "role:volume_backup",
         lambda c: {"volume_backup_cloud": "site-a", "volume_backup_bank": c.file_bank, "volume_backup_volumes": [c.seed.id],
@@ -301,6 +387,18 @@ ROWS = [
     Row("role bank_retention lock_timeout -1", "role:bank_retention",
         lambda c: {"bank_retention_bank": c.file_bank, "bank_retention_keep_last": 1, "bank_retention_lock_timeout": -1},
         ("bank_retention_lock_timeout must be between 0 and 86400, got -1",)),
+    Row("role bank_sync parallelism 0", "role:bank_sync", role_sync(bank_sync_parallelism=0),
+        ("bank_sync_parallelism must be between 1 and 64, got 0",)),
+    Row("role bank_sync async_timeout 59", "role:bank_sync", role_sync(bank_sync_async_timeout=59),
+        ("bank_sync_async_timeout must be between 60 and 604800, got 59",)),
+    Row("role bank_sync backups with NUL", "role:bank_sync", role_sync(bank_sync_backups=["a\x00b"]), ("backups[0]", "control characters")),
+    Row("role dr_drill rto_target -5", "role:dr_drill", role_drill(dr_drill_rto_target=-5),
+        ("dr_drill_rto_target must be between 0 and 315360000, got -5",)),
+    Row("role dr_drill concurrency 0", "role:dr_drill", role_drill(dr_drill_concurrency=0),
+        ("dr_drill_concurrency must be between 1 and 64, got 0",)),
+    Row("role dr_drill sample_count -1", "role:dr_drill", role_drill(dr_drill_mode="sample", dr_drill_sample_count=-1),
+        ("dr_drill_sample_count must be between 0 and 10000, got -1",)),
+    Row("role dr_drill mode unknown", "role:dr_drill", role_drill(dr_drill_mode="partial"), ("dr_drill_mode", "partial")),
     Row("role cleanup older_than -5", "role:cleanup", lambda c: {"cleanup_cloud": "site-a", "cleanup_older_than": -5},
         ("cleanup_older_than must be between 0 and 315360000, got -5",)),
 ]
@@ -310,7 +408,8 @@ def test_the_table_is_large_and_covers_every_module_and_role():
     targets = {row.target for row in ROWS}
     assert len(ROWS) >= 40
     assert targets >= {"volume_glance_backup", "volume_glance_restore", "bank_delete", "bank_backup_info", "temporaries_cleanup",
-                       "volume_info", "role:volume_backup", "role:volume_restore", "role:bank_retention", "role:cleanup"}
+                       "volume_info", "bank_sync", "drill_report", "role:volume_backup", "role:volume_restore", "role:bank_retention",
+                       "role:cleanup", "role:bank_sync", "role:dr_drill"}
     assert len({row.label for row in ROWS}) == len(ROWS)
 
 

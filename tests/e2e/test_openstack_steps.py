@@ -249,6 +249,32 @@ def test_exception_after_the_temporary_volume_exists_leaves_nothing(site_a, sour
     assert_nothing_tagged_left(site_a, temps.run_id)
 
 
+def test_a_clone_whose_removal_wait_times_out_keeps_its_snapshot_untouched(site_a, source):
+    """The wait for the clone's removal times out (the clone is held in-use); the snapshot it was made
+    from is then never sent a delete, and the report names both with the reason (issue 9, item 6)."""
+    volume = source["volume"]
+    temps = temporaries.Temporaries(site_a, removal_timeout=5, backup="e2e-removal-order", source_volume_id=volume.id,
+                                    handle_sigterm=False)
+    snapshot = backup_steps.create_temporary_snapshot(site_a, temps, volume, force=False, deadline=deadline())
+    clone = backup_steps.create_temporary_volume(site_a, temps, snapshot, 1, deadline=deadline())
+    attach_without_nova(site_a, clone)
+    try:
+        report = temps.cleanup()
+        assert report["removed"] == [], report
+        assert [(item["type"], item["id"]) for item in report["left_behind"]] == [("volume", clone.id), ("snapshot", snapshot.id)], report
+        assert "reach a status that allows deletion" in report["left_behind"][0]["error"], report
+        assert f"volume {clone.id}, made from it, is still there" in report["left_behind"][1]["error"], report
+        # Never sent a delete: still there and available, not deleting or error_deleting.
+        assert site_a.block_storage.get_snapshot(snapshot.id).status == "available"
+        assert site_a.block_storage.get_volume(clone.id).status == "in-use"
+    finally:
+        detach_without_nova(site_a, clone)
+        remove_volume(site_a, clone)
+        removal.remove_snapshot(site_a, snapshot.id, deadline())
+    assert_nothing_tagged_left(site_a, temps.run_id)
+    wait_for(lambda: site_a.block_storage.get_volume(volume.id).status == "available", 120, "source volume available")
+
+
 SIGTERM_SCRIPT = textwrap.dedent("""
     import json, sys, time
     from devcloud_fixtures import connect
