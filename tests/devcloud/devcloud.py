@@ -56,7 +56,7 @@ PROJECT = "dr"
 # Glance's RBD store) or, with DEVCLOUD_SITE_B_BACKEND=nfs, like site A. The default type is named
 # after the backend (nfs / rbd), so the type names differ between the sites as they do in real clouds.
 SITE_B_BACKENDS = ("rbd", "nfs")
-SITE_B_BACKEND_DEFAULT = "nfs"
+SITE_B_BACKEND_DEFAULT = "rbd"
 BACKENDS_FILE = STATE / "backends.json"
 QUOTAS = {"volumes": 10, "snapshots": 10, "gigabytes": 20}
 SHARE_SIZE_GIB = 40

@@ -14,6 +14,13 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "bench-e2e: must run as root (it writes the volumes' files on the devcloud's NFS shares)" >&2
     exit 1
 fi
+# The race checks restored bytes on site B's NFS share and counts Glance's bytes in its file store:
+# site B runs on NFS here (a devcloud on RBD is restarted on NFS).
+export DEVCLOUD_SITE_B_BACKEND=${DEVCLOUD_SITE_B_BACKEND:-nfs}
+if [ "$DEVCLOUD_SITE_B_BACKEND" != nfs ]; then
+    echo "bench-e2e: site B must run on NFS (DEVCLOUD_SITE_B_BACKEND=nfs), not $DEVCLOUD_SITE_B_BACKEND" >&2
+    exit 1
+fi
 make --no-print-directory devcloud-up
 dcpy=$root/.devcloud/venv/bin/python
 if ! "$dcpy" -c "import swiftclient" 2>/dev/null; then
