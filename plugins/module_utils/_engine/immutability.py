@@ -19,6 +19,10 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._bank.base impor
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.documents import utc_timestamp
 
 
+# The shortest lock written, for a replica's backup whose dates have passed and no extension days.
+MINIMUM_LOCK_SECONDS = 3600
+
+
 def as_datetime(seconds: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
 
@@ -29,8 +33,8 @@ class LockPlan:
     def __init__(self, lock: ObjectLock, started: float, *, required: float | None = None) -> None:
         self.lock = lock
         self.required = started + lock.days * 86400 if required is None else required
-        # Never a date already past (S3 refuses one): from ``started`` at least, for a late copy's plan.
-        self.retain_until = max(self.required, started) + lock.extension_days * 86400
+        # Never a date already past (S3 refuses one): a late copy's plan counts the extension from ``started``.
+        self.retain_until = max(max(self.required, started) + lock.extension_days * 86400, started + MINIMUM_LOCK_SECONDS)
         self._earliest = self.retain_until
         self._mutex = threading.Lock()
 

@@ -22,8 +22,8 @@ protection it lacks, so its verification checks no locks and its backups can be 
 with neither field is copied byte for byte.
 
 Memory: 32 bytes per chunk already in the target (one listing) and per distinct chunk of the
-backups copied in one run (packed id sets), one manifest at a time and at most twice
-``parallelism`` chunk objects in flight. The source is only read, so read-only credentials for it are enough.
+backups copied in one run (packed id sets), one manifest at a time (into a locked target, with a set
+of its distinct chunk ids) and at most twice ``parallelism`` chunk objects in flight. The source is only read, so read-only credentials for it are enough.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
 )
+from ansible_collections.openstack_dr.bank.plugins.module_utils._manifest import Manifest
 
 CONFIG_COPIED = "copied"
 CONFIG_PRESENT = "present"
@@ -142,7 +143,7 @@ class _ChunkCopy:
     found: str | None = None
 
 
-def _without_lock_fields(manifest: t.Any) -> tuple:
+def _without_lock_fields(manifest: Manifest) -> tuple:
     """What two versions of one backup's manifest must share, whatever each says of its bank's locks."""
     document = {key: value for key, value in manifest.document.items() if key not in LOCK_FIELDS}
     zero_clusters = manifest.zero_clusters.to_json() if manifest.zero_clusters is not None else None
@@ -288,7 +289,7 @@ class BankSync:
         except IntegrityError:
             return False  # damaged in the target: copied again
 
-    def _replica_manifest(self, manifest: t.Any, data: bytes, plan: LockPlan | None) -> bytes:
+    def _replica_manifest(self, manifest: Manifest, data: bytes, plan: LockPlan | None) -> bytes:
         """The manifest as the target stores it: the source's bytes, unless either bank locks (see the module doc)."""
         if plan is None and not any(field in manifest.document for field in LOCK_FIELDS):
             return data
@@ -298,7 +299,7 @@ class BankSync:
             manifest.document.update(plan.manifest_fields())
         return manifest.to_bytes(self._codec.document_sealer, manifest_key(manifest.backup_id))
 
-    def _lock_plan(self, manifest: t.Any) -> LockPlan | None:
+    def _lock_plan(self, manifest: Manifest) -> LockPlan | None:
         return LockPlan.for_replica(self.target.bank, time.time(), parse_utc(manifest.created_at),
                                     parse_utc(manifest.document.get("protected_until")))
 

@@ -311,3 +311,11 @@ def test_follow_deletions_keeps_a_backup_still_locked_in_the_target_and_says_unt
     clock["t"] = START + 38 * DAY
     report = BankSync(BackupStore(source), BackupStore(target), follow_deletions=True).run()
     assert [plan.backup_name for plan in report.deleted] == ["day-0"] and report.pruned.chunks == 1
+
+
+def test_a_late_sync_without_extension_days_still_locks_an_hour_from_the_sync(clock):
+    source, target = replica_pair(None, ObjectLock("compliance", 30, 0))
+    dummy, manifest = backup(BackupStore(source), "day-0", os.urandom(MIB), source=SOURCE)
+    clock["t"] = START + 100 * DAY
+    BankSync(BackupStore(source), BackupStore(target)).run()
+    assert set(locks_of(target, manifest).values()) == {START + 100 * DAY + 3600}
