@@ -357,6 +357,9 @@ class BankSync:
                 self._settle(window.popleft().result(), bad)
         while window:
             self._settle(window.popleft().result(), bad)
+        if plan is not None:
+            # Every chunk this backup met is locked until its required date now, whether or not it is copied.
+            self._handled_locked_until = min(plan.required, self._handled_locked_until or plan.required)
         if bad:
             if self._unchanged_in_source(entry, data):
                 self.report.failed.append(FailedBackup(entry, bad))
@@ -369,7 +372,6 @@ class BankSync:
         replica = self._replica_manifest(manifest, data, plan)
         if plan is not None:
             self.target.bank.put_locked(entry.manifest_key, replica, plan.retain_until_date)
-            self._handled_locked_until = min(plan.required, self._handled_locked_until or plan.required)
         else:
             self.target.bank.put(entry.manifest_key, replica)
         self.report.copied.append(entry)
