@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.openstack_dr.bank.plugins.module_utils import _notices as notices
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import InvalidInputError, OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack._sdk import api_errors, call, is_not_found, status_code
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import Temporaries
@@ -89,6 +90,10 @@ def upload_volume_to_image(conn: t.Any, temps: Temporaries, volume: t.Any, *, di
     return image
 
 
+class _RangeRefusedError(OpenStackError):
+    """Glance refused a byte range (400): the image's store cannot seek."""
+
+
 class GlanceImageSource:
     """An active image's bytes: a sequential stream from any offset, or one byte range.
 
@@ -103,6 +108,8 @@ class GlanceImageSource:
         self.bytes_streamed = 0
         self.bytes_ranged = 0
         self.range_requests = 0
+        # False once Glance refused a byte range: its store cannot seek (the RBD store answers 400).
+        self.ranges_served = True
 
     def _get(self, first: int, last: int | None) -> t.Any:
         headers = {"Range": f"bytes={first}-{'' if last is None else last}"} if first or last is not None else {}
@@ -112,17 +119,53 @@ class GlanceImageSource:
             if is_not_found(error):
                 raise OpenStackError(f"Image {self.image.id} disappeared during its download") from error
             raise OpenStackError(f"Failed to download image {self.image.id}: {error}", http_status=status_code(error)) from error
+        if headers and response.status_code == 400:
+            response.close()
+            raise _RangeRefusedError(f"Glance answered 400 to a range request for image {self.image.id}: its store cannot seek")
         if headers and response.status_code != 206:
             response.close()
             # A server that ignores Range would hand us the wrong bytes at the wrong offset.
             raise OpenStackError(f"Glance answered {response.status_code} to a range request for image {self.image.id}, not 206")
         return response
 
+    def _refused(self) -> None:
+        if self.ranges_served:
+            self.ranges_served = False
+            notices.add(f"Glance cannot serve byte ranges of image {self.image.id} (its store cannot seek, as the RBD store): "
+                        "what was needed behind the stream was read again from the image's start")
+
+    def _read_from_start(self, offset: int, length: int | None) -> t.Iterator[bytes]:
+        """Bytes from ``offset`` (``length`` of them, or to the end) of a download from the start, the rest discarded."""
+        response = self._get(0, None)
+        end = self.size if length is None else offset + length
+        position = 0
+        try:
+            for piece in response.iter_content(self.piece_size):
+                start, stop = max(offset - position, 0), min(end - position, len(piece))
+                position += len(piece)
+                self.bytes_ranged += len(piece)
+                if start < stop:
+                    yield piece[start:stop]
+                if position >= end:
+                    return
+        except (OSError, *api_errors()) as error:
+            raise OpenStackError(f"Failed to download image {self.image.id}: {error}") from error
+        finally:
+            response.close()
+
     def stream(self, offset: int = 0) -> t.Iterator[bytes]:
         """The image's bytes from `offset` to its end, in pieces of about `piece_size`."""
         if offset >= self.size:
             return
-        response = self._get(offset, None)
+        if offset and not self.ranges_served:
+            yield from self._read_from_start(offset, None)
+            return
+        try:
+            response = self._get(offset, None)
+        except _RangeRefusedError:
+            self._refused()
+            yield from self._read_from_start(offset, None)
+            return
         try:
             for piece in response.iter_content(self.piece_size):
                 if piece:
@@ -134,7 +177,20 @@ class GlanceImageSource:
             response.close()
 
     def read_range(self, offset: int, length: int) -> bytes:
-        response = self._get(offset, offset + length - 1)
+        if self.ranges_served:
+            try:
+                response = self._get(offset, offset + length - 1)
+            except _RangeRefusedError:
+                self._refused()
+            else:
+                return self._ranged_content(response, offset, length)
+        data = b"".join(self._read_from_start(offset, length))
+        self.range_requests += 1
+        if len(data) != length:
+            raise OpenStackError(f"Glance returned {len(data)} bytes of image {self.image.id} at {offset}, not {length}")
+        return data
+
+    def _ranged_content(self, response: t.Any, offset: int, length: int) -> bytes:
         try:
             data = response.content
         except (OSError, *api_errors()) as error:
