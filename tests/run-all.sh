@@ -10,7 +10,7 @@ stop_services() {
 trap stop_services EXIT
 make --no-print-directory bank-up
 make --no-print-directory devcloud-up
-if ! tests/pytest.sh tests/unit tests/e2e; then
+if ! tests/pytest.sh tests/unit tests/e2e --durations=25; then
     # CI keeps only this output: show what the services logged as errors.
     echo "=== errors logged by the devcloud services (full logs: .devcloud/logs/) ==="
     .devcloud/venv/bin/python tests/devcloud/devcloud.py errors || true

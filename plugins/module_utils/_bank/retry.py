@@ -37,10 +37,13 @@ _TRANSIENT_ERRNOS = frozenset((
 
 
 def is_transient_status(status: int | None) -> bool:
-    """HTTP statuses worth another attempt: throttling, request timeout and server errors."""
+    """HTTP statuses worth another attempt: throttling, request timeout and server errors.
+
+    498 is Swift's ratelimit middleware ("Rate Limited"), its 429.
+    """
     if status is None:
         return False
-    return status in (408, 429) or (500 <= status <= 599 and status not in _PERMANENT_5XX)
+    return status in (408, 429, 498) or (500 <= status <= 599 and status not in _PERMANENT_5XX)
 
 
 def is_transient_os_error(exc: BaseException) -> bool:

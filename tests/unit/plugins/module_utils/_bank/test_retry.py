@@ -132,7 +132,7 @@ def test_rejects_nonsense_bounds(bad: dict) -> None:
 
 
 @pytest.mark.parametrize("status, transient", [
-    (500, True), (502, True), (503, True), (504, True), (429, True), (408, True),
+    (500, True), (502, True), (503, True), (504, True), (429, True), (408, True), (498, True),
     (501, False), (505, False), (400, False), (401, False), (403, False), (404, False), (409, False), (None, False),
 ])
 def test_transient_statuses(status: int | None, transient: bool) -> None:
