@@ -137,8 +137,8 @@ def fixture_other_auth():
     """An application credential of site A's member (removed afterwards) and a token of that member."""
     from devcloud_fixtures import connect  # pylint: disable=import-outside-toplevel
     conn = connect("site-a")
-    credential = conn.identity.create_application_credential(conn.current_user_id, name=f"e2e-secrets-{uuid.uuid4().hex[:8]}",
-                                                              secret=APP_CREDENTIAL_SECRET)
+    name = f"e2e-secrets-{uuid.uuid4().hex[:8]}"
+    credential = conn.identity.create_application_credential(conn.current_user_id, name=name, secret=APP_CREDENTIAL_SECRET)
     yield OtherAuth(credential.id, conn.auth_token)
     conn.identity.delete_application_credential(conn.current_user_id, credential.id)
     conn.close()
