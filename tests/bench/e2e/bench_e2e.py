@@ -10,7 +10,15 @@ site B and an unchanged re-backup at site A. Options (environment variables):
 - ``BENCH_E2E_VOLUMES`` (default ``4g,16g``): ``Ng`` is the streaming.md image over N GiB (1/4
   random, 1/4 text, 1/2 zeros), ``16g`` and ``Ng-sparse`` hold N/16 GiB of data, the rest never written.
 - ``BENCH_E2E_CONTENDERS`` (default all): ``ours-auto,ours-raw,cinder-zlib,cinder-zstd,naive``.
-- ``BENCH_E2E_OPERATIONS`` (default ``backup,restore,rebackup``): restore and rebackup need backup.
+- ``BENCH_E2E_OPERATIONS`` (default ``backup,restore,rebackup``), run in that order whatever the
+  order given. Without ``backup`` (e.g. ``restore``: race only the restore), each contender's
+  backup is still made first, untimed and not reported (``prepared_backups`` in the results), as
+  the restore and the re-backup need it.
+
+Site B's backend is the one sites.yml names (``backend``: nfs or rbd); run.sh never switches it.
+On RBD the restored bytes are read with ``rbd export``, Glance's bytes are the sizes Glance
+reports for the new images of its RBD pool, and Cinder's contenders restore onto RBD (the site's
+cinder-backup, os-brick's RBD connector with librbd in-process).
 - ``BENCH_E2E_REVISION`` (default: the checkout as it is): a git revision of the collection to race
   instead, exported (``git archive``) into a temporary directory for the run.
 
@@ -62,8 +70,9 @@ def options() -> dict:
     }
     unknown = [name for name in chosen["contenders"] if name not in ALL_CONTENDERS]
     unknown += [name for name in chosen["operations"] if name not in OPERATIONS]
-    if unknown or chosen["runs"] < 1 or "backup" not in chosen["operations"]:
-        raise BenchError(f"bad options {chosen} (unknown: {unknown}); operations must include backup")
+    if unknown or chosen["runs"] < 1 or not chosen["operations"]:
+        raise BenchError(f"bad options {chosen} (unknown: {unknown}); operations: some of {','.join(OPERATIONS)}")
+    chosen["operations"] = [name for name in OPERATIONS if name in chosen["operations"]]
     for label in chosen["volumes"]:
         cloud.VolumeSpec(label)
     return chosen
@@ -121,13 +130,15 @@ class Race:
         self.supports_transfer_format: dict[str, bool] = {}
         self.sources: dict[str, dict] = {}
         self.rows: list[dict] = []
-        self.facts: dict = {"run_id": self.run_id, "options": chosen, "revision": git_revision(chosen["revision"])}
+        self.facts: dict = {"run_id": self.run_id, "options": chosen, "revision": git_revision(chosen["revision"]),
+                            "backends": {p.site: p.backend for p in (self.a, self.b)}}
+        self.prepared: list[dict] = []
         self.collections = ROOT / ".cache" / "collections"
 
     # -- setup -----------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        log(f"run {self.run_id}: {self.options}")
+        log(f"run {self.run_id}: {self.options}; site B on {self.b.backend}")
         if self.options["revision"]:
             self.collections = export_collection(self.options["revision"], self.tmp)
         for project in (self.a, self.b):
@@ -214,6 +225,8 @@ class Race:
 
     def one(self, contender) -> None:
         try:
+            if "backup" not in self.options["operations"] and not self.prepare_backup(contender):
+                return
             for operation in self.options["operations"]:
                 self.check_disk(contender.source)
                 row = self.measure(contender, operation)
@@ -222,11 +235,34 @@ class Race:
         finally:
             contender.cleanup()
 
+    def prepare_backup(self, contender) -> bool:
+        """The backup a restore-only race needs, made before it, untimed and not a row of the race."""
+        self.check_disk(contender.source)
+        row = {"contender": contender.name, "operation": "backup", "volume": contender.source["label"],
+               "run": contender.run, "notes": [], "prepared": True}
+        started = time.monotonic()
+        try:
+            contender.backup(row)
+            row["ok"] = True
+        except Exception as exc:  # pylint: disable=broad-except
+            row["ok"] = False
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        row["prepared_in_s"] = round(time.monotonic() - started, 1)
+        row.pop("result", None)
+        self.prepared.append(row)
+        state = "made" if row["ok"] else f"FAILED: {row['error'][:300]}"
+        log(f"{contender.name:12} backup of {contender.source['label']} for the restore (not raced) {state} "
+            f"in {row['prepared_in_s']} s")
+        if not row["ok"]:
+            self.rows.append(dict(row, operation=self.options["operations"][0], error=f"its backup failed: {row['error']}"))
+        self.save()
+        return row["ok"]
+
     def measure(self, contender, operation: str) -> dict:
         row = {"contender": contender.name, "operation": operation, "volume": contender.source["label"],
                "run": contender.run, "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "notes": [], "ok": False, "load_1m_start": measure.load_now()[0]}
-        watches = [measure.GlanceStoreWatch(p.site, p.project_id, p.image_owner) for p in (self.a, self.b)]
+        watches = [measure.glance_watch(p) for p in (self.a, self.b)]
         extra = {f"cinder-backup {s.host}": s.pids() for s in self.backup_services.values()}
         peaks = measure.ServicePeaks(extra)
         load = measure.LoadWatch()
@@ -246,6 +282,11 @@ class Race:
                 row["max_load_1m"] = load.stop()
         row["glance_bytes"] = {p.site: g["bytes"] for p, g in zip((self.a, self.b), glance)}
         row["glance_images"] = {p.site: g["images"] for p, g in zip((self.a, self.b), glance)}
+        for p, g in zip((self.a, self.b), glance):
+            if g.get("errors"):
+                row["notes"].append(f"Glance bytes at {p.site} not fully measured: {'; '.join(g['errors'])}")
+            if g.get("sized_from_rbd"):
+                row["notes"].append(f"Glance bytes at {p.site}: {len(g['sized_from_rbd'])} image(s) sized by their RBD image")
         row["service_peak_rss_mib"] = peaks.read()
         row["service_rss_before_mib"] = peaks.before
         row["load_1m_end"] = measure.load_now()[0]
@@ -261,6 +302,15 @@ class Race:
         if free < need:
             raise BenchError(f"only {free / GIB:.1f} GiB free on the disk, {need / GIB:.0f} GiB needed for a "
                              f"{source['size_gib']} GiB volume: stopping the race (the disk is shared)")
+        if self.b.ceph is not None:
+            # Site B's restored volume and Glance's image live on Ceph's one small OSD file; both hold
+            # the data only (Glance's thin provisioning, Cinder's and rbd import's zero skipping).
+            ceph_need = 2 * source["allocated_bytes"] + GIB
+            ceph_free = self.b.ceph.avail_bytes()
+            if ceph_free < ceph_need:
+                raise BenchError(f"Ceph has {ceph_free / GIB:.1f} GiB available, {ceph_need / GIB:.1f} GiB needed to restore a "
+                                 f"{source['size_gib']} GiB volume at site B on RBD (its OSD file is "
+                                 f"DEVCLOUD_CEPH_OSD_GIB, 8 GiB by default): stopping the race")
 
     # -- results and cleanup ---------------------------------------------------------------------
 
@@ -268,7 +318,7 @@ class Race:
         return WORK / f"results-{self.run_id}.json"
 
     def save(self) -> None:
-        document = {"facts": self.facts, "sources": self.sources, "rows": self.rows}
+        document = {"facts": self.facts, "sources": self.sources, "rows": self.rows, "prepared_backups": self.prepared}
         self.results_path().write_text(json.dumps(document, indent=1, sort_keys=True, default=str))
 
     def teardown(self) -> None:

@@ -10,7 +10,9 @@ name of its own (``bench-e2e-...``), so its rows and its RPC topic are the race'
 Site A runs two services at once, zlib and zstd, each in an availability zone of its own; a
 backup asks for its zone (API 3.51), which is how the scheduler picks the compression without a
 restart (a restarted cinder-backup is scheduled only after its first periodic report, 60 s).
-Site B runs one, for backup-import and restore. After stopping them the race tells the scheduler
+Site B runs one, for backup-import and restore; at a site B on RBD that service restores onto
+the RBD volume through os-brick's RBD connector with librbd in its own process (Cinder's keyring
+in /etc/ceph, as the devcloud links it), no local attach (smoke-run 2026-12-03). After stopping them the race tells the scheduler
 they are gone (it keeps the last report of a backup service forever and would send other
 people's backups to a dead host) and removes their service rows (``cinder-manage service remove``).
 """

@@ -6,6 +6,10 @@ Every contender works in one project, ``bench-e2e``, with one member user, made 
 the run (and removed after it): the race's volumes never count against the quotas of project
 ``dr``, which other people's tests use at the same time, and the final sweep can remove everything
 of the project without touching anyone else's resources.
+
+A restored volume's bytes are read where the site keeps them (sites.yml ``backend``): the volume
+file on the site's NFS share, or the RBD image ``volumes/volume-<id>`` through ``rbd export``
+(ceph_rbd.py). Source volumes are made at site A, which is always on NFS.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import openstack
 
+import ceph_rbd
 from common import GIB, MIB, PREFIX, BenchError, data_timeout, log, sites, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,7 +47,9 @@ class Project:
         self.site = site
         self.admin = admin(site)
         info = sites()["sites"][site]
-        self.share = Path(info["share_mount"])
+        self.backend = ceph_rbd.site_backend(site)
+        self.share = Path(info["share_mount"]) if info.get("share_mount") else None
+        self.ceph = ceph_rbd.Ceph(site) if self.backend == "rbd" else None
         self.cloud = {
             "auth": {"auth_url": info["endpoints"]["identity"], "username": MEMBER, "password": password,
                      "project_name": PROJECT, "user_domain_name": "Default", "project_domain_name": "Default"},
@@ -76,12 +83,19 @@ class Project:
         return self._member
 
     def image_owner(self, image_id: str) -> str | None:
+        return self.image_info(image_id)[0]
+
+    def image_info(self, image_id: str) -> tuple[str | None, int | None]:
+        """(owner, size) of an image as Glance reports them; (None, None) once it is gone."""
         try:
-            return self.admin.image.get_image(image_id).owner
+            image = self.admin.image.get_image(image_id)
         except openstack.exceptions.NotFoundException:
-            return None
+            return None, None
+        return image.owner, image.size
 
     def volume_file(self, volume_id: str) -> Path:
+        if self.share is None:
+            raise BenchError(f"{self.site} is on {self.backend}: its volumes have no file on an NFS share")
         return self.share / f"volume-{volume_id}"
 
     def remove(self) -> list[str]:
@@ -285,6 +299,10 @@ def identity(path: Path, expected_sha256: str, expected_size: int) -> dict:
         while data := handle.read(8 * MIB):
             digest.update(data)
             size += len(data)
+    return compare(digest, size, expected_sha256, expected_size)
+
+
+def compare(digest, size: int, expected_sha256: str, expected_size: int) -> dict:
     result = {"identical": digest.hexdigest() == expected_sha256 and size == expected_size,
               "size": size, "expected_size": expected_size, "sha256": digest.hexdigest()}
     if size < expected_size:
@@ -301,10 +319,16 @@ def identity(path: Path, expected_sha256: str, expected_size: int) -> dict:
 
 
 def restored_identity(project: Project, volume_id: str, source: dict) -> dict:
+    if project.ceph is not None:
+        ceph = project.ceph
+        # The RBD image exists once Cinder made the volume; wait only for it to exist (bounded).
+        wait_until(f"RBD image {ceph.volume_spec(volume_id)} to exist", lambda: ceph.volume_exists(volume_id), 60, interval=1)
+        digest, size = ceph.hash_volume(volume_id, timeout_for(source))
+        return dict(compare(digest, size, source["sha256"], source["bytes"]), read_from=f"rbd export {ceph.volume_spec(volume_id)}")
     path = project.volume_file(volume_id)
     # The file appears when Cinder creates the volume; wait only for it to exist (bounded).
     wait_until(f"{path} to exist", path.exists, 60)
-    return identity(path, source["sha256"], source["bytes"])
+    return dict(identity(path, source["sha256"], source["bytes"]), read_from=str(path))
 
 
 def new_password() -> str:

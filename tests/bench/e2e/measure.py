@@ -10,7 +10,10 @@
 - Bytes in the bank: the sum of the object sizes listed in a Swift container (the S3 buckets of
   the s3 bank are Swift containers too; a multipart upload's ``+segments`` container is added).
 - Bytes through Glance: the size of every new file in a site's Glance store directory while the
-  operation runs (images of the race's project only), polled without any API call.
+  operation runs (images of the race's project only), polled without any API call. At a site whose
+  Glance store is RBD: every new RBD image in Glance's pool (``rbd ls -l``, once a second), sized
+  by what Glance reports for the image (see ceph_rbd.py), the last RBD size seen when Glance never
+  reported one (the image was gone before it was active; the row says so).
 """
 
 from __future__ import annotations
@@ -287,6 +290,75 @@ class GlanceStoreWatch(threading.Thread):
         ours = {name: size for name, size in self.sizes.items() if self.owners.get(name) == self.project_id}
         return {"bytes": sum(ours.values()), "images": ours,
                 "unattributed": {name: size for name, size in self.sizes.items() if self.owners.get(name) is None}}
+
+
+class RbdGlanceWatch(threading.Thread):
+    """The RBD store's counterpart of GlanceStoreWatch: new RBD images in Glance's pool while it runs.
+
+    The owner and the size come from Glance (an admin GET per poll for an image not yet sized);
+    Glance's image size is the bytes it took in, which is what the file store's file size counts.
+    """
+
+    def __init__(self, ceph, project_id: str, info_of, interval: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.ceph = ceph
+        self.project_id = project_id
+        self.info_of = info_of
+        self.interval = interval
+        self.errors: list[str] = []
+        self.before = set(self._images())
+        self.rbd_sizes: dict[str, int] = {}
+        self.glance_sizes: dict[str, int] = {}
+        self.owners: dict[str, str | None] = {}
+        self._halt = threading.Event()
+
+    def _images(self) -> dict[str, int]:
+        try:
+            return self.ceph.images()
+        except Exception as exc:  # pylint: disable=broad-except
+            if len(self.errors) < 3:
+                self.errors.append(" ".join(str(exc).split())[:300])
+            return {}
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.interval)
+
+    def sample(self) -> None:
+        for name, size in self._images().items():
+            if name in self.before:
+                continue
+            if size or name not in self.rbd_sizes:
+                self.rbd_sizes[name] = size
+            if self.owners.get(name) is None or name not in self.glance_sizes:
+                owner, glance_size = self.info_of(name)
+                if owner is not None:
+                    self.owners[name] = owner
+                if glance_size:
+                    self.glance_sizes[name] = glance_size
+
+    def stop(self) -> dict:
+        self._halt.set()
+        self.join(timeout=10)
+        self.sample()
+        ours = {name: self.glance_sizes.get(name, self.rbd_sizes[name]) for name in self.rbd_sizes
+                if self.owners.get(name) == self.project_id}
+        result = {"bytes": sum(ours.values()), "images": ours, "store": "rbd",
+                  "unattributed": {name: size for name, size in self.rbd_sizes.items() if self.owners.get(name) is None}}
+        unsized = sorted(name for name in ours if name not in self.glance_sizes)
+        if unsized:
+            result["sized_from_rbd"] = unsized  # gone before Glance reported a size: the last RBD size seen
+        if self.errors:
+            result["errors"] = self.errors
+        return result
+
+
+def glance_watch(project):
+    """The watch of a site's Glance store: its directory (file store) or its RBD pool."""
+    if project.ceph is not None:
+        return RbdGlanceWatch(project.ceph, project.project_id, project.image_info)
+    return GlanceStoreWatch(project.site, project.project_id, project.image_owner)
 
 
 class LoadWatch(threading.Thread):

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The contenders of the race. Each runs three operations on one source volume, in one bank of its own:
 
-backup at site A; restore at site B (byte identity checked on B's NFS share, untimed); an unchanged
+backup at site A; restore at site B (byte identity checked, untimed, on B's NFS share or with
+``rbd export`` of the volume's RBD image when site B is on RBD); an unchanged
 re-backup at site A (ours: a new backup name into the same bank; Cinder: its incremental; naive: a
 full copy again). Each operation fills a row (see ``bench_e2e.Race.measure``) with its wall time,
 the contender's peak RSS, its phases and its raw result; ``cleanup`` removes everything it made.
@@ -93,6 +94,7 @@ class Contender:
         # One bank (bucket or container) per contender, volume and run: every backup starts empty.
         self.bank_name = f"{PREFIX}-{race.run_id}-{self.name}-{source['label']}-r{run}"
         self.restored: list[tuple[str, str]] = []  # (site connection kind, volume id)
+        self.kept_images: list[str] = []  # RBD parents of restored volumes at site B, deleted after them
 
     @property
     def timeout(self) -> float:
@@ -105,7 +107,15 @@ class Contender:
         row["identity"] = cloud.restored_identity(project, volume_id, self.source)
         row["identical"] = row["identity"]["identical"]
 
+    def delete_kept_images(self) -> None:
+        """Images kept as a restored volume's RBD parent (site B on RBD), deleted once the volume is gone."""
+        while self.kept_images:
+            image_id = self.kept_images[-1]
+            cloud.try_step(f"delete image {image_id}", cloud.delete_image, self.race.b.member, image_id)
+            self.kept_images.pop()
+
     def cleanup(self) -> None:
+        self.delete_kept_images()
         self.race.swift.delete_container(self.bank_name)
 
 
@@ -169,9 +179,15 @@ class Ours(Contender):
                                                         "restore_name": f"{self.bank_name}-restored"}, row)
         volume_id = result["volume"]["id"]
         self.restored.append(("b-member", volume_id))
+        parent = result.get("parent_image")
+        if parent:
+            # A raw restore at a site on RBD: the volume is a clone of the restore image (docs/devcloud.md).
+            self.kept_images.append(parent["id"] if isinstance(parent, dict) else str(parent))
+            row["notes"].append("the restore image is kept as the restored volume's RBD parent (deleted after it, untimed)")
         self.check_restore(self.race.b, volume_id, row)
         cloud.delete_volume(self.race.b.member, volume_id, "restored volume")
         self.restored.pop()
+        self.delete_kept_images()
 
     def rebackup(self, row: dict) -> None:
         before = self.bank_bytes()
@@ -301,9 +317,13 @@ class Naive(Contender):
         result = self.child("restore", {"cloud": self.race.b.cloud, "name": f"{self.bank_name}-restored", "prefix": "backup-1",
                                         "objects": self.objects, "bytes": self.bytes}, row)
         self.restored.append(("b-member", result["volume_id"]))
+        if result.get("image_kept"):
+            self.kept_images.append(result["image_kept"])
+            row["notes"].append("the raw image is the restored volume's RBD parent: deleted after the volume, untimed")
         self.check_restore(self.race.b, result["volume_id"], row)
         cloud.delete_volume(self.race.b.member, result["volume_id"], "restored volume")
         self.restored.pop()
+        self.delete_kept_images()
 
     def rebackup(self, row: dict) -> None:
         # Karbor has no incremental: a full copy again. The first copy goes first (disk is shared and

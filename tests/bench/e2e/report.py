@@ -153,7 +153,9 @@ def phases_table(groups: dict) -> list[str]:
 
 def command(facts: dict) -> str:
     chosen = facts["options"]
-    return (f"BENCH_E2E_RUNS={chosen['runs']} BENCH_E2E_VOLUMES={','.join(chosen['volumes'])} "
+    site_b = (facts.get("backends") or {}).get("site-b", "nfs")
+    return ((f"DEVCLOUD_SITE_B_BACKEND={site_b} " if site_b != "nfs" else "")
+            + f"BENCH_E2E_RUNS={chosen['runs']} BENCH_E2E_VOLUMES={','.join(chosen['volumes'])} "
             f"BENCH_E2E_CONTENDERS={','.join(chosen['contenders'])} BENCH_E2E_OPERATIONS={','.join(chosen['operations'])} "
             + (f"BENCH_E2E_REVISION={chosen['revision']} " if chosen.get("revision") else "") + "make bench-e2e")
 
@@ -167,6 +169,13 @@ def render(facts: dict, sources: dict, rows: list[dict], results: Path) -> str:
              f"Collection at `{facts['revision']}`; transfer_format option present: {facts.get('transfer_format_supported')}; "
              f"{facts.get('cpus')} CPUs, Python {facts.get('python')}; bank {facts.get('bank')}; whole run {facts.get('wall_s')} s; "
              f"raw rows in `{os.path.relpath(results, ROOT)}`.", ""]
+    backends = facts.get("backends") or {"site-a": "nfs", "site-b": "nfs"}
+    where = ("with `rbd export` of the volume's RBD image" if backends.get("site-b") == "rbd"
+             else "from the volume's file on B's NFS share")
+    text = f"Site A on {backends.get('site-a')}, site B on {backends.get('site-b')} (restored bytes read {where})."
+    if "backup" not in facts["options"]["operations"]:
+        text += " Only the restores were raced: each contender's backup was made before, untimed."
+    lines += [text, ""]
     if facts.get("stopped") or facts.get("interrupted"):
         lines += [f"**The run did not finish**: {facts.get('stopped') or 'interrupted'}.", ""]
     lines += ["Source volumes at site A: " + "; ".join(f"`{label}`: {source['layout']}" for label, source in sources.items()), ""]
@@ -180,6 +189,7 @@ def render(facts: dict, sources: dict, rows: list[dict], results: Path) -> str:
               "its high-water mark reset before the operation, so it includes what the long-lived service kept from "
               "earlier operations (`service_rss_before_mib` in the JSON); naive: its process). Bank = bytes listed in the "
               "contender's own bucket/container after a backup (after a re-backup: what it added). Glance = sizes of the "
-              "images the operation created in Glance's store (both sites). Load = the highest 1-minute load average seen "
+              "images the operation created in Glance's store (both sites; an RBD store: the size Glance reports for each new "
+              "image of its pool). Load = the highest 1-minute load average seen "
               "during the operation (2 cores, shared machine)."]
     return "\n".join(lines) + "\n"
