@@ -34,12 +34,9 @@ if [ -f "$backends" ]; then
         exit 1
     fi
 fi
-if [ -x "$dcpy" ] && "$dcpy" tests/devcloud/devcloud.py running >/dev/null 2>&1; then
-    # Running on the asked backend: only check it (what `make devcloud-up` does then, without its lock).
-    "$dcpy" tests/devcloud/devcloud.py check
-else
-    make --no-print-directory devcloud-up
-fi
+# Running on the asked backend, or not running: `up` only checks a running devcloud (and the bank),
+# and starts a stopped one on the asked backend.
+make --no-print-directory devcloud-up
 if ! "$dcpy" -c "import swiftclient" 2>/dev/null; then
     echo "bench-e2e: installing python-swiftclient into the devcloud venv"
     "$dcpy" -m pip install --quiet --disable-pip-version-check python-swiftclient
