@@ -285,9 +285,12 @@ class BankSync:
         if not rewritten:
             return held == data
         try:
-            return _without_lock_fields(self.target.manifest_at(key, held)) == _without_lock_fields(source_manifest)
+            replica = self.target.manifest_at(key, held)
         except IntegrityError:
             return False  # damaged in the target: copied again
+        if self.target.bank.object_lock is not None and "protected_until" not in replica.document:
+            return False  # copied before the target locked: copied again, which locks it
+        return _without_lock_fields(replica) == _without_lock_fields(source_manifest)
 
     def _replica_manifest(self, manifest: Manifest, data: bytes, plan: LockPlan | None) -> bytes:
         """The manifest as the target stores it: the source's bytes, unless either bank locks (see the module doc)."""

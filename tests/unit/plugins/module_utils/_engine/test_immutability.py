@@ -319,3 +319,16 @@ def test_a_late_sync_without_extension_days_still_locks_an_hour_from_the_sync(cl
     clock["t"] = START + 100 * DAY
     BankSync(BackupStore(source), BackupStore(target)).run()
     assert set(locks_of(target, manifest).values()) == {START + 100 * DAY + 3600}
+
+
+def test_a_backup_copied_before_the_target_locked_is_locked_by_the_next_sync(clock):
+    source, target = replica_pair(None, None)
+    dummy, manifest = backup(BackupStore(source), "day-0", os.urandom(2 * MIB), source=SOURCE)
+    BankSync(BackupStore(source), BackupStore(target)).run()
+    assert not target.until
+    target.object_lock = ObjectLock("compliance", 30, 7)  # the same bucket, now given object_lock_days
+    report = BankSync(BackupStore(source), BackupStore(target)).run()
+    assert [entry.backup_name for entry in report.copied] == ["day-0"] and report.chunks_copied == 0
+    assert set(locks_of(target, manifest).values()) == {START + 37 * DAY}
+    assert verify_backup(BackupStore(target), "day-0").ok
+    assert not BankSync(BackupStore(source), BackupStore(target)).run().changed
