@@ -191,6 +191,9 @@ class BankSync:
         self._to_copy: list[BackupEntry] = []
         self._target_chunks = PackedIdSet()
         self._handled = PackedIdSet(bucket_bits=16)  # every chunk this run copied, found present or found bad
+        # Chunks found bad for a backup that then vanished from the source: handled, yet never stored.
+        # Another backup that uses one copies it afresh (a packed set cannot forget a member).
+        self._not_stored: set[bytes] = set()
         # Into a locked target: every chunk handled for an earlier backup of this run is locked at least this long.
         self._handled_locked_until: float | None = None
         self._lock: BankLock | None = None
@@ -340,7 +343,10 @@ class BankSync:
                 if digest in met:
                     continue
                 met.add(digest)
-            if not self._handled.add(digest):
+            if digest in self._not_stored:
+                self._not_stored.discard(digest)
+                window.append(pool.submit(self._copy_chunk, digest, manifest.chunk_length(index), plan))
+            elif not self._handled.add(digest):
                 if plan is None:
                     continue
                 if self._handled_locked_until is not None and plan.covers(self._handled_locked_until):
@@ -368,7 +374,9 @@ class BankSync:
                 self.report.failed.append(FailedBackup(entry, bad))
             else:
                 self.report.vanished.append(entry)
-                self.report.bad_chunks.difference_update(bytes.fromhex(item.chunk) for item in bad)
+                unstored = {bytes.fromhex(item.chunk) for item in bad}
+                self.report.bad_chunks.difference_update(unstored)
+                self._not_stored.update(unstored)
             return
         self._lock.assert_still_held()
         # Written last: the target never holds a complete-looking backup with a chunk missing (or unlocked).

@@ -279,3 +279,28 @@ def test_a_backup_deleted_from_the_source_while_it_is_copied_is_left_out_not_rep
     assert (report.failed, report.bad_chunks) == ([], set())
     assert sorted(entry.backup_name for entry in report.copied) == ["db-1", "db-2"]
     assert manifest_key(web.backup_id) not in target.bank.objects
+
+
+def test_a_damaged_chunk_of_a_backup_deleted_meanwhile_is_not_taken_as_stored_for_another(banks):
+    """db-2 (copied first) and db-1 share a chunk that is damaged in the source; db-2 is deleted while
+    it is copied, so its damage is not reported. db-1 must not be written without that chunk."""
+    source, target, dummy = banks
+    db1, db2 = source.load_manifest("db-1"), source.load_manifest("db-2")
+    shared = sorted(db1.chunk_map.unique_data_digests() & db2.chunk_map.unique_data_digests())[0]
+    damaged = chunk_key(shared)
+    blob = bytearray(source.bank.objects[damaged])
+    blob[-1] ^= 1
+    source.bank.objects[damaged] = bytes(blob)
+    original_get = source.bank.get
+
+    def get_during_a_deletion(key):
+        if key == damaged:
+            source.bank.objects.pop(manifest_key(db2.backup_id), None)
+        return original_get(key)
+
+    source.bank.get = get_during_a_deletion
+    report = BankSync(source, target, parallelism=1).run()
+    assert [entry.backup_name for entry in report.vanished] == ["db-2"]
+    assert [failed.entry.backup_name for failed in report.failed] == ["db-1"] and report.bad_chunks == {shared}
+    assert manifest_key(db1.backup_id) not in target.bank.objects and damaged not in target.bank.objects
+    assert [entry.backup_name for entry in report.copied] == ["web-1"]
