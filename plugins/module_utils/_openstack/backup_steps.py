@@ -134,38 +134,32 @@ class GlanceImageSource:
             notices.add(f"Glance cannot serve byte ranges of image {self.image.id} (its store cannot seek, as the RBD store): "
                         "what was needed behind the stream was read again from the image's start")
 
-    def _read_from_start(self, offset: int, length: int | None) -> t.Iterator[bytes]:
-        """Bytes from ``offset`` (``length`` of them, or to the end) of a download from the start, the rest discarded."""
+    def _cut_from_start(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``, cut from a download from the image's start."""
         response = self._get(0, None)
-        end = self.size if length is None else offset + length
+        end = offset + length
         position = 0
+        parts = []
         try:
             for piece in response.iter_content(self.piece_size):
                 start, stop = max(offset - position, 0), min(end - position, len(piece))
                 position += len(piece)
                 self.bytes_ranged += len(piece)
                 if start < stop:
-                    yield piece[start:stop]
+                    parts.append(piece[start:stop])
                 if position >= end:
-                    return
+                    break
         except (OSError, *api_errors()) as error:
             raise OpenStackError(f"Failed to download image {self.image.id}: {error}") from error
         finally:
             response.close()
+        return b"".join(parts)
 
     def stream(self, offset: int = 0) -> t.Iterator[bytes]:
         """The image's bytes from `offset` to its end, in pieces of about `piece_size`."""
         if offset >= self.size:
             return
-        if offset and not self.ranges_served:
-            yield from self._read_from_start(offset, None)
-            return
-        try:
-            response = self._get(offset, None)
-        except _RangeRefusedError:
-            self._refused()
-            yield from self._read_from_start(offset, None)
-            return
+        response = self._get(offset, None)
         try:
             for piece in response.iter_content(self.piece_size):
                 if piece:
@@ -184,7 +178,7 @@ class GlanceImageSource:
                 self._refused()
             else:
                 return self._ranged_content(response, offset, length)
-        data = b"".join(self._read_from_start(offset, length))
+        data = self._cut_from_start(offset, length)
         self.range_requests += 1
         if len(data) != length:
             raise OpenStackError(f"Glance returned {len(data)} bytes of image {self.image.id} at {offset}, not {length}")

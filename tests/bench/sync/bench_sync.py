@@ -33,6 +33,9 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.store im
 from ansible_collections.openstack_dr.bank.plugins.module_utils._engine.sync import BankSync
 
 ROOT = Path(__file__).resolve().parents[3]
+# Emptying a versioned bucket (governance locks yield to the owner's bypass) is the Object Lock bench's.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "object_lock"))
+from bench_object_lock import empty as empty_bucket  # noqa: E402  pylint: disable=wrong-import-position
 MIB = 1024 * 1024
 CHUNK = 4 * MIB
 BACKUP_MIB = 64
@@ -84,20 +87,6 @@ def fill(config: dict, mib: int) -> None:
         writer.write(rng.randbytes(CHUNK) for dummy in range(BACKUP_MIB * MIB // CHUNK))
 
 
-def remove_bucket(config: dict) -> None:
-    """Every version (governance locks yield to the owner's bypass), then the bucket."""
-    with open_bank(dict(config, create=False)) as bank:
-        s3 = bank.client  # type: ignore[attr-defined]
-        while True:
-            listing = s3.list_object_versions(Bucket=config["bucket"], MaxKeys=1000)
-            versions = (listing.get("Versions") or []) + (listing.get("DeleteMarkers") or [])
-            if not versions:
-                break
-            s3.delete_objects(Bucket=config["bucket"], BypassGovernanceRetention=True,
-                              Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions], "Quiet": True})
-        s3.delete_bucket(Bucket=config["bucket"])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -125,7 +114,7 @@ def main() -> int:
             finally:
                 for config in (moto, swift_s3, locked):
                     try:
-                        remove_bucket(config)
+                        empty_bucket(config)
                     except Exception as exc:  # pylint: disable=broad-exception-caught
                         print(f"could not remove {config['bucket']}: {exc}", file=sys.stderr)
         results.append({"bank_mib": mib, "rows": rows})

@@ -80,17 +80,16 @@ def test_a_range_comes_back_exact_whether_or_not_the_store_can_seek(seekable):
     notices.take()
     assert source.read_range(3000, 2500) == data[3000:5500]
     assert source.read_range(9000, 240) == data[9000:9240]
-    assert b"".join(source.stream(7777)) == data[7777:]
     assert source.range_requests == 2
     told = notices.take()
     if seekable:
-        assert source.conn.image.requests == ["bytes=3000-5499", "bytes=9000-9239", "bytes=7777-"] and told == []
+        assert source.conn.image.requests == ["bytes=3000-5499", "bytes=9000-9239"] and told == []
         assert source.bytes_ranged == 2740
     else:
         # One refused range, then every read behind the stream is a download from the start, cut where it is needed.
-        assert source.conn.image.requests == ["bytes=3000-5499", None, None, None] and not source.ranges_served
+        assert source.conn.image.requests == ["bytes=3000-5499", None, None] and not source.ranges_served
         # Downloads stop at the piece that holds the last byte needed (pieces of 1000 bytes here).
-        assert source.bytes_ranged == 6000 + 10000 + len(data) and len(told) == 1 and "cannot serve byte ranges" in told[0]
+        assert source.bytes_ranged == 6000 + 10000 and len(told) == 1 and "cannot serve byte ranges" in told[0]
 
 
 def test_a_server_that_ignores_range_is_an_error_never_wrong_bytes():
