@@ -52,7 +52,9 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.trans
     RAW,
     TransferFormat,
     choose_transfer_format,
+    glance_default_store_type,
     glance_disk_formats,
+    prefer_raw_where_cinder_clones,
 )
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.volumes import get_volume, volume_result, volumes_named
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.waiters import Deadline, wait_volume_status
@@ -88,6 +90,8 @@ def run_volume_restore(module: t.Any) -> dict:
         volume_type, type_reason = resolve_volume_type(conn, params["volume_type"], source_volume.get("volume_type"))
         metadata = restored_metadata(source_volume, params["metadata"], manifest.backup_id)
         transfer = choose_transfer_format(params["transfer_format"], RESTORE_FORMAT_PREFERENCE, glance_disk_formats(conn))
+        if transfer.automatic and transfer.disk_format != RAW:
+            transfer = prefer_raw_where_cinder_clones(transfer, glance_default_store_type(conn), data_share(manifest))
     if module.check_mode:
         return {"changed": True, "volume": {"name": params["restore_name"], "size": size, "volume_type": volume_type,
                                             "availability_zone": params["availability_zone"], "metadata": metadata},
@@ -121,6 +125,15 @@ def check_inputs(params: t.Mapping[str, t.Any]) -> None:
     inputs.check_metadata(params["metadata"])
     inputs.check_temporary_prefix(params["temporary_prefix"])
     inputs.check_passphrase(params)
+
+
+def data_share(manifest: t.Any) -> float:
+    """The share of the volume in clusters that may hold data (0.0 for an empty one)."""
+    if not manifest.size:
+        return 0.0
+    bitmap = manifest.allocation_bitmap(QCOW2_CLUSTER_SIZE)
+    allocated = bin(int.from_bytes(bitmap, "little")).count("1")
+    return min(1.0, allocated * QCOW2_CLUSTER_SIZE / manifest.size)
 
 
 def complete_backup(store: BackupStore, name_or_id: str) -> t.Any:

@@ -353,9 +353,17 @@ if site_b_backend() == "rbd":
             backup = run_module("volume_glance_backup", {"cloud": "site-a", "volume": source.id, "bank": bank, "backup_name": tag},
                                 env=module_env())
             assert not backup.failed, backup.result
-            restore = run_module("volume_glance_restore", {"cloud": "site-b", "bank": dict(bank, create=False), "backup": tag,
-                                                           "restore_name": tag}, env=module_env())
+            restore_args = {"cloud": "site-b", "bank": dict(bank, create=False), "backup": tag, "restore_name": tag}
+            # An admin sees that Glance keeps images in RBD, but 24 MiB of data in 1 GiB stays qcow2 (raw would carry the zeros).
+            planned = run_module("volume_glance_restore", dict(restore_args, cloud=load_sites()["sites"]["site-b"]["admin_cloud"]),
+                                 check=True, env=module_env())
+            assert planned["transfer_format"]["format"] == "qcow2", planned.result
+            share = re.search(r"the data is only (\d+)% of the volume", planned["transfer_format"]["reason"])
+            assert "Ceph RBD" in planned["transfer_format"]["reason"] and share and int(share.group(1)) <= 3, planned["transfer_format"]
+            restore = run_module("volume_glance_restore", restore_args, env=module_env())
             assert not restore.failed, restore.result
+            # The member user cannot see Glance's store types: auto stays qcow2 and says how to get the clone.
+            assert restore["transfer_format"]["format"] == "qcow2" and "transfer_format raw" in restore["transfer_format"]["reason"]
             restored_id = restore["volume"]["id"]
             assert site_b.image.find_image(restore["image_id"]) is None, "the restore image is left"
             assert [item for item in find_orphaned_temporaries(site_b) if item.get("backup") == tag] == []
@@ -409,6 +417,39 @@ if site_b_backend() == "rbd":
             remove_volume_then_image(site_b, restored_id, parent_id)
             remove_volume_then_image(site_a, source.id, image.id)
             remove_bank_bucket(bank)
+
+    def test_auto_restores_a_dense_backup_raw_as_a_clone_where_glance_keeps_images_in_rbd(site_a, devcloud_connect, tmp_path):
+        """An admin's auto restore at B of a volume that is 40 % data: Glance's stores say RBD, so the image
+        goes up raw and the volume is its copy-on-write clone, byte-identical; a member is told why not."""
+        tag = f"e2e-ceph-auto-{uuid.uuid4().hex[:8]}"
+        data = random.Random(34).randbytes(400 * MIB)
+        expected = hashlib.sha256(data + bytes(GIB - len(data))).hexdigest()
+        bank = {"type": "file", "path": str(tmp_path / "bank")}
+        site_b_admin = devcloud_connect(load_sites()["sites"]["site-b"]["admin_cloud"])
+        source, image = make_volume(site_a, tag, data)
+        restored_id = parent_id = None
+        try:
+            backup = run_module("volume_glance_backup", {"cloud": "site-a", "volume": source.id, "bank": bank, "backup_name": tag},
+                                env=module_env())
+            assert not backup.failed, backup.result
+            restore_args = {"bank": bank, "backup": tag, "restore_name": tag}
+            member = run_module("volume_glance_restore", dict(restore_args, cloud="site-b"), check=True, env=module_env())
+            assert member["transfer_format"]["format"] == "qcow2" and "not visible to this user" in member["transfer_format"]["reason"]
+            restore = run_module("volume_glance_restore", dict(restore_args, cloud=load_sites()["sites"]["site-b"]["admin_cloud"]),
+                                 env=module_env())
+            assert not restore.failed, restore.result
+            restored_id, parent_id = restore["volume"]["id"], restore["image_id"]
+            reason = restore["transfer_format"]["reason"]
+            assert restore["transfer_format"]["format"] == "raw" and "copy-on-write clone" in reason and "39% of the volume" in reason, reason
+            assert restore["stats"]["glance"] == {"bytes_uploaded": GIB, "transfer_format": "raw"}
+            # Cinder cloned the image: the volume's RBD parent is the restore image, which stays while the volume lives.
+            assert restore["parent_image"] == {"id": parent_id, "parent_of": restored_id}, restore.result
+            parent = rbd_json("info", f"volumes/volume-{restored_id}").get("parent") or {}
+            assert (parent.get("pool"), parent.get("image")) == ("images", parent_id), parent
+            assert volume_sha256("site-b", restored_id) == (expected, GIB)
+        finally:
+            remove_volume_then_image(site_b_admin, restored_id, parent_id)
+            remove_volume_then_image(site_a, source.id, image.id)
 
 
 def test_ceph_is_healthy_and_listens_on_127_0_0_1_in_its_own_range():

@@ -33,6 +33,8 @@ class FakeGlanceAndCinder:
         self.uploaded = 0
         monkeypatch.setattr(_volume_restore, "connect", lambda params: conn)
         monkeypatch.setattr(_volume_restore, "glance_disk_formats", lambda conn: ["raw", "qcow2"])
+        self.store_type = None  # what Glance's stores detail says to this user
+        monkeypatch.setattr(_volume_restore, "glance_default_store_type", lambda conn: self.store_type)
         monkeypatch.setattr(_volume_restore, "create_restore_image", self.create_restore_image)
         monkeypatch.setattr(_volume_restore, "upload_image_data", self.upload_image_data)
         monkeypatch.setattr(_volume_restore, "create_volume_from_image", self.create_volume_from_image)
@@ -92,3 +94,33 @@ def test_a_restore_with_nothing_to_do_reports_no_figures(cloud, store):
     result = _volume_restore.run_volume_restore(restore)
 
     assert not result["changed"] and result["stats"] == {} and cloud.uploaded == 0
+
+
+@pytest.mark.parametrize(("store_type", "uploaded_as"), [("rbd", "raw"), ("file", "qcow2"), (None, "qcow2")])
+def test_auto_restores_raw_only_where_glance_keeps_images_in_rbd(cloud, store, store_type, uploaded_as):
+    """4 of the backup's 5 MiB hold data: above the share from which a clone beats converting a qcow2."""
+    cloud.store_type = store_type
+    restore = types.SimpleNamespace(params=dict(RESTORE, transfer_format="auto"), check_mode=False)
+
+    result = _volume_restore.run_volume_restore(restore)
+
+    assert result["transfer_format"]["format"] == result["stats"]["glance"]["transfer_format"] == uploaded_as, result["transfer_format"]
+    if store_type == "rbd":
+        assert "copy-on-write clone" in result["transfer_format"]["reason"] and "80% of the volume" in result["transfer_format"]["reason"]
+    # Check mode says the same, and creates nothing.
+    checked = _volume_restore.run_volume_restore(types.SimpleNamespace(params=dict(RESTORE, transfer_format="auto", restore_name="other"),
+                                                                       check_mode=True))
+    assert checked["transfer_format"] == result["transfer_format"]
+
+
+def test_a_requested_qcow2_is_kept_at_an_rbd_site(cloud, store):
+    cloud.store_type = "rbd"
+    result = _volume_restore.run_volume_restore(types.SimpleNamespace(params=dict(RESTORE, transfer_format="qcow2"), check_mode=False))
+    assert result["transfer_format"] == {"format": "qcow2", "reason": "qcow2 as requested"}
+
+
+def test_the_data_share_counts_the_clusters_that_may_hold_data(store):
+    manifest = store.load_manifest("db-1")
+    assert _volume_restore.data_share(manifest) == pytest.approx(0.8)
+    empty = types.SimpleNamespace(size=0)
+    assert _volume_restore.data_share(empty) == 0.0

@@ -54,3 +54,70 @@ def test_unpublished_glance_formats_mean_raw_only():
     conn.image.get = broken
     assert transfer_format.glance_disk_formats(conn) == []
     assert transfer_format.choose_transfer_format("auto", ("vdi",), []).disk_format == "raw"
+
+
+class _Answer:
+    def __init__(self, status_code, body):
+        self.status_code = status_code
+        self.body = body
+
+    def json(self):
+        return self.body
+
+
+def _glance_stores(status_code, body):
+    conn = FakeConnection()
+    conn.image.get = lambda url: _Answer(status_code, body) if url == "/info/stores/detail" else _Answer(404, {})
+    return conn
+
+
+@pytest.mark.parametrize(("status_code", "body", "store_type"), [
+    (200, {"stores": [{"id": "local", "type": "file"}, {"id": "ceph", "type": "rbd", "default": True}]}, "rbd"),
+    (200, {"stores": [{"id": "ceph", "type": "rbd", "default": "false"}, {"id": "local", "type": "file", "default": "true"}]}, "file"),
+    (200, {"stores": [{"id": "ceph", "type": "rbd"}]}, "rbd"),  # a single store need not be flagged
+    (200, {"stores": [{"id": "ceph", "type": "rbd"}, {"id": "local", "type": "file"}]}, None),  # several, none flagged
+    (200, {"stores": []}, None),
+    (200, ["not", "a", "mapping"], None),
+    (403, {"error": "admins only"}, None),
+    (404, {}, None),
+])
+def test_the_default_store_type_is_read_from_glance_or_unknown(status_code, body, store_type):
+    assert transfer_format.glance_default_store_type(_glance_stores(status_code, body)) == store_type
+
+
+def test_a_glance_that_fails_the_stores_call_means_unknown():
+    conn = FakeConnection()
+
+    def broken(url):
+        raise sdk_exceptions.HttpException("down", http_status=503)
+
+    conn.image.get = broken
+    assert transfer_format.glance_default_store_type(conn) is None
+
+
+AUTO_QCOW2 = transfer_format.TransferFormat("qcow2", "auto: qcow2, the fastest sparse format this Glance accepts", automatic=True)
+
+
+def test_auto_takes_raw_where_cinder_clones_and_the_data_is_a_large_share():
+    chosen = transfer_format.prefer_raw_where_cinder_clones(AUTO_QCOW2, "rbd", 0.5)
+    assert (chosen.disk_format, chosen.automatic) == ("raw", True)
+    assert "copy-on-write clone" in chosen.reason and "50% of the volume" in chosen.reason and "parent" in chosen.reason
+    at_threshold = transfer_format.prefer_raw_where_cinder_clones(AUTO_QCOW2, "rbd", transfer_format.RAW_CLONE_MIN_DATA_SHARE)
+    assert at_threshold.disk_format == "raw"
+
+
+@pytest.mark.parametrize(("store_type", "share", "said"), [
+    ("rbd", 0.06, "the data is only 6% of the volume"),
+    ("file", 0.9, "its file store, where no clone is made"),
+    (None, 0.9, "not visible to this user"),
+])
+def test_auto_keeps_qcow2_elsewhere_and_says_why(store_type, share, said):
+    chosen = transfer_format.prefer_raw_where_cinder_clones(AUTO_QCOW2, store_type, share)
+    assert chosen.disk_format == "qcow2" and chosen.reason.startswith(AUTO_QCOW2.reason) and said in chosen.reason, chosen.reason
+
+
+def test_a_format_the_user_asked_for_is_never_changed():
+    asked = transfer_format.TransferFormat("qcow2", "qcow2 as requested")
+    assert transfer_format.prefer_raw_where_cinder_clones(asked, "rbd", 1.0) is asked
+    raw = transfer_format.TransferFormat("raw", "auto: raw, since this Glance accepts none of qcow2", automatic=True)
+    assert transfer_format.prefer_raw_where_cinder_clones(raw, "rbd", 1.0) is raw
