@@ -10,14 +10,19 @@ from ansible_collections.openstack_dr.bank.plugins.module_utils import _inputs a
 from ansible_collections.openstack_dr.bank.plugins.module_utils._errors import OpenStackError
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.connection import checked_timeout, connect
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.tags import DRILL_TAG, MAX_VALUE_LENGTH
-from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import find_orphaned_temporaries, parent_images, remove_found
+from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.temporaries import (
+    find_orphaned_temporaries,
+    list_images,
+    parent_images,
+    remove_found,
+)
 from ansible_collections.openstack_dr.bank.plugins.module_utils._openstack.volumes import list_volumes
 
 
-def _drill_volumes(conn: t.Any, drill_run_id: str) -> list[dict[str, t.Any]]:
+def _drill_volumes(volumes: list[t.Any], drill_run_id: str) -> list[dict[str, t.Any]]:
     return [{"type": "volume", "id": v.id, "name": v.name, "status": v.status, "run": drill_run_id,
              "backup": None, "source_volume": None}
-            for v in list_volumes(conn) if str((v.metadata or {}).get(DRILL_TAG, "")) == drill_run_id]
+            for v in volumes if str((v.metadata or {}).get(DRILL_TAG, "")) == drill_run_id]
 
 
 def _matches(item: t.Mapping[str, t.Any], backups: list[str], source_volumes: list[str]) -> bool:
@@ -36,18 +41,20 @@ def run_temporaries_cleanup(module) -> dict:
     inputs.check_text("drill_run_id", params["drill_run_id"], max_chars=inputs.CINDER_MAX_CHARS, optional=True)
     removal_timeout = checked_timeout(params["timeout"])
     conn = connect(params)
-    found = find_orphaned_temporaries(conn, run_id=params["run_id"], older_than=params["older_than"])
+    # Each kind is listed once per run: a drill's cleanup reads the images and volumes a second time otherwise.
+    images, volumes = list_images(conn), list_volumes(conn)
+    found = find_orphaned_temporaries(conn, run_id=params["run_id"], older_than=params["older_than"], images=images, volumes=volumes)
     # Backup tags are cut to 255 characters when the temporary is tagged: compare the same way.
     backups = [name[:MAX_VALUE_LENGTH] for name in params["backups"]]
     orphans = [item for item in found if _matches(item, backups, params["source_volumes"])]
     if params["drill_run_id"]:
         known = {item["id"] for item in orphans}
-        drill_volumes = [item for item in _drill_volumes(conn, params["drill_run_id"]) if item["id"] not in known]
+        drill_volumes = [item for item in _drill_volumes(volumes, params["drill_run_id"]) if item["id"] not in known]
         # Removal order: images, then volumes, then snapshots; a volume cloned from its restore image
         # (Ceph) goes before that image.
-        images = [item for item in orphans if item["type"] == "image"]
-        parents = parent_images(conn, {item["id"] for item in drill_volumes})
-        orphans = images + drill_volumes + parents + [item for item in orphans if item["type"] != "image"]
+        orphan_images = [item for item in orphans if item["type"] == "image"]
+        parents = parent_images(conn, {item["id"] for item in drill_volumes}, images=images)
+        orphans = orphan_images + drill_volumes + parents + [item for item in orphans if item["type"] != "image"]
     if module.check_mode or not orphans:
         return {"changed": bool(orphans), "found": orphans, "removed": [], "left_behind": []}
     report = remove_found(conn, orphans, removal_timeout)

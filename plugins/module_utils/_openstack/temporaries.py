@@ -199,20 +199,26 @@ def _created_before(resource: t.Any, cutoff: datetime.datetime | None) -> bool:
     return when < cutoff
 
 
-def find_orphaned_temporaries(conn: t.Any, run_id: str | None = None, older_than: float | None = None) -> list[dict[str, t.Any]]:
+def list_images(conn: t.Any) -> list[t.Any]:
+    return call("list images", lambda: list(conn.image.images()))
+
+
+def find_orphaned_temporaries(conn: t.Any, run_id: str | None = None, older_than: float | None = None, *,
+                              images: list[t.Any] | None = None, volumes: list[t.Any] | None = None) -> list[dict[str, t.Any]]:
     """Tagged temporaries still present at this site (of one run when `run_id` is given).
 
     `older_than` (seconds) skips younger ones, so a cleanup never races a run in progress.
+    `images` and `volumes` are the site's listings when the caller has them already (else listed here).
     Returns [{"type","id","name","status","run","backup","source_volume"}]: images, then volumes,
     then snapshots, the order in which they can be removed.
     """
     cutoff = None
     if older_than is not None:
         cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=older_than)
-    volumes = list_volumes(conn)
+    volumes = list_volumes(conn) if volumes is None else volumes
     volume_ids = {volume.id for volume in volumes}
     listed = [
-        ("image", call("list images", lambda: list(conn.image.images())), image_properties),
+        ("image", list_images(conn) if images is None else images, image_properties),
         ("volume", volumes, lambda volume: volume.metadata or {}),
         ("snapshot", call("list snapshots", lambda: list(conn.block_storage.snapshots(details=True))), lambda snap: snap.metadata or {}),
     ]
@@ -236,11 +242,11 @@ def _leftover(kind: str, resource: t.Any, tags: t.Mapping[str, t.Any], **extra: 
                  "made_from": getattr(resource, "snapshot_id", None) if kind == "volume" else None}, **extra)
 
 
-def parent_images(conn: t.Any, volume_ids: t.Collection[str]) -> list[dict[str, t.Any]]:
+def parent_images(conn: t.Any, volume_ids: t.Collection[str], images: list[t.Any] | None = None) -> list[dict[str, t.Any]]:
     """The restore images kept as the parents of these volumes (see restore_steps.keep_as_parent), in
-    find_orphaned_temporaries' form: removable once those volumes are gone."""
+    find_orphaned_temporaries' form: removable once those volumes are gone. `images`: the site's listing, if at hand."""
     found = []
-    for image in call("list images", lambda: list(conn.image.images())):
+    for image in list_images(conn) if images is None else images:
         tags = image_properties(image)
         if tags.get(PARENT_OF_TAG) in volume_ids:
             found.append(_leftover("image", image, tags, parent_of=tags[PARENT_OF_TAG]))
