@@ -299,6 +299,17 @@ def test_a_sync_into_an_object_lock_bank_locks_what_it_copies_and_extends_what_i
     unchanged = run_module("bank_sync", sync_args(source_config, target_config))
     assert not unchanged.failed and not unchanged["changed"] and unchanged["counts"]["backups_present"] == 2, unchanged.result
 
+    # The target's days grow: both replicas are locked for too short now, and are locked again (no chunk copied).
+    longer = locked(locked_bucket["owner"], object_lock_days=2)
+    relocked = run_module("bank_sync", sync_args(source_config, longer))
+    assert not relocked.failed and relocked["changed"], relocked.result
+    assert (relocked["counts"]["backups_copied"], relocked["counts"]["chunks_copied"]) == (2, 0), relocked.result
+    for name in ("db-1", "db-2"):
+        replica = BackupStore(open_bank(longer)).load_manifest(name)
+        assert parse_utc(replica.document["protected_until"]) >= parse_utc(replica.created_at) + 2 * 86400, name
+        assert_locked_until(longer, objects_of(replica), parse_utc(replica.created_at) + 2 * 86400)
+    assert not run_module("bank_sync", sync_args(source_config, longer))["changed"]
+
 
 @pytest.mark.parametrize("locked_bucket", ["moto"], indirect=True)
 def test_a_plain_replica_of_an_object_lock_bank_claims_no_lock_and_can_be_deleted(make_bank_config, locked_bucket):

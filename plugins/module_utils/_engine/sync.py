@@ -16,7 +16,9 @@ The replica's manifests state the replica's own locks, never the source's. Into 
 already there that the backup reuses is extended when short (one HEAD each), by the same ``LockPlan``
 a backup uses: the backup must stay locked until the later of the source manifest's
 ``protected_until`` and its own ``created_at`` plus the target's ``object_lock_days``; the manifest,
-written last, records the target's ``protected_until`` and ``object_lock``. Into a target without
+written last, records the target's ``protected_until`` and ``object_lock``. A backup the target holds
+locked for less than that (the target's days grew, or the source's lock did) is copied again, which
+extends its chunks' locks and writes its manifest anew. Into a target without
 Object Lock the manifest is copied without those two fields (re-sealed): the replica claims no
 protection it lacks, so its verification checks no locks and its backups can be deleted. A manifest
 with neither field is copied byte for byte.
@@ -291,8 +293,14 @@ class BankSync:
             replica = self.target.manifest_at(key, held)
         except IntegrityError:
             return False  # damaged in the target: copied again
-        if self.target.bank.object_lock is not None and "protected_until" not in replica.document:
-            return False  # copied before the target locked: copied again, which locks it
+        if self.target.bank.object_lock is not None:
+            if "protected_until" not in replica.document:
+                return False  # copied before the target locked: copied again, which locks it
+            plan = self._lock_plan(source_manifest)
+            if plan is not None and not plan.covers(parse_utc(replica.document["protected_until"])):
+                # Locked for less than it must be now (the target's object_lock_days grew, or the source's lock
+                # did): copied again, which extends the lock of every chunk it holds and writes the manifest anew.
+                return False
         return _without_lock_fields(replica) == _without_lock_fields(source_manifest)
 
     def _replica_manifest(self, manifest: Manifest, data: bytes, plan: LockPlan | None) -> bytes:
