@@ -86,8 +86,12 @@ gate_sanity() {
     fi
     ensure_shellcheck
     install_get_pip_stand_in
-    local copy=.cache/sanity/ansible_collections/openstack_dr/bank
-    rm -rf "$copy"
+    # A copy of its own per run: two runs at once (two sessions, or make test beside a quick check)
+    # would otherwise delete each other's files under pylint (a getcwd error).
+    local root copy status=0
+    mkdir -p .cache
+    root=$(mktemp -d "$PWD/.cache/sanity.XXXXXX")
+    copy=$root/ansible_collections/openstack_dr/bank
     mkdir -p "$copy"
     collection_files | xargs -0 -r cp --parents -P -t "$copy" --
     # ansible-test looks for .git upwards and would find this checkout, where .cache/ is ignored
@@ -95,7 +99,9 @@ gate_sanity() {
     git -C "$copy" init -q
     # The global pip config on our machines adds harmless "WARNING: Location ..." noise: drop it.
     (cd "$copy" && ansible-test sanity --venv --python 3.11 --color no) 2>&1 \
-        | { grep -v "^WARNING: Location '" || true; }
+        | { grep -v "^WARNING: Location '" || true; } || status=$?
+    rm -rf "$root"
+    return "$status"
 }
 
 gate_lint() {

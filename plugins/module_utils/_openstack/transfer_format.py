@@ -15,7 +15,7 @@ AUTO = "auto"
 # Cinder's RBD driver makes a volume from a raw image of Glance's RBD store as a copy-on-write clone
 # (1.9 s at 4 GiB here); a qcow2 it downloads and converts (74 s). Raw carries the zeros through Glance
 # too, so it is worth it only when the data is a large share of the volume: the break-even measured
-# here lies between 0.23 (4 GiB, idle machine) and 0.40 (1 GiB, loaded) of the volume (docs/benchmarks.md).
+# here lies between 0.24 (4 GiB, idle machine) and 0.46 (1 GiB, loaded) of the volume (docs/benchmarks.md).
 RAW_CLONE_MIN_DATA_SHARE = 1 / 3
 
 
