@@ -165,8 +165,8 @@ options:
             locked, and every chunk already there that a copied backup reuses has its lock extended when it ends too
             early, until the later of the source backup's C(protected_until) and its creation date plus these days;
             the replica's manifest records its own C(protected_until). A backup the target holds locked for less than
-            that (these days grew, or the source's lock did) is copied again: its chunks' locks are extended and its
-            manifest is written anew. See C(docs/runbook.md) (bank sync).
+            that (these days grew, or the source's lock did) is copied again, which extends its chunks' locks and
+            writes its manifest anew. See C(docs/runbook.md) (bank sync).
         type: int
       object_lock_extension_days:
         description:

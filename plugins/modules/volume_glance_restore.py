@@ -91,9 +91,9 @@ options:
       - V(auto) picks V(raw) instead where Glance keeps new images in Ceph RBD and the clusters with data make at least a third of
         the volume. Cinder's RBD driver then makes the volume a copy-on-write clone of the image in seconds, where it would
         download and convert a qcow2 (at 4 GiB with half of it data, 56 s against 111 s on the test cloud). The image stays as
-        the volume's parent (see RV(parent_image)). Glance shows its stores' types to admins only (C(GET /v2/info/stores/detail)):
-        for other users V(auto) keeps V(qcow2) and its reason says so; give V(raw) at an RBD site to get the clone.
-        Where Glance is on Ceph but the volume type's backend is not, a raw image is copied, not cloned: give V(qcow2) there.
+        the volume's parent (see RV(parent_image)). Glance shows its stores' types to admins only (C(GET /v2/info/stores/detail)),
+        so for other users V(auto) keeps V(qcow2) and its reason says so; give V(raw) at an RBD site to get the clone.
+        Where Glance is on Ceph but the volume type's backend is not, a raw image is copied, not cloned; give V(qcow2) there.
     type: str
     default: auto
     choices: [auto, raw, qcow2]
