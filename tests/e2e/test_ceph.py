@@ -424,7 +424,7 @@ if site_b_backend() == "rbd":
         tag = f"e2e-ceph-auto-{uuid.uuid4().hex[:8]}"
         data = random.Random(34).randbytes(400 * MIB)
         expected = hashlib.sha256(data + bytes(GIB - len(data))).hexdigest()
-        bank = {"type": "file", "path": str(tmp_path / "bank")}
+        bank = {"type": "file", "path": str(tmp_path / "bank"), "create": True}
         site_b_admin = devcloud_connect(load_sites()["sites"]["site-b"]["admin_cloud"])
         source, image = make_volume(site_a, tag, data)
         restored_id = parent_id = None
