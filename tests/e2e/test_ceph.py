@@ -432,7 +432,7 @@ if site_b_backend() == "rbd":
             backup = run_module("volume_glance_backup", {"cloud": "site-a", "volume": source.id, "bank": bank, "backup_name": tag},
                                 env=module_env())
             assert not backup.failed, backup.result
-            restore_args = {"bank": bank, "backup": tag, "restore_name": tag}
+            restore_args = {"bank": dict(bank, create=False), "backup": tag, "restore_name": tag}
             member = run_module("volume_glance_restore", dict(restore_args, cloud="site-b"), check=True, env=module_env())
             assert member["transfer_format"]["format"] == "qcow2" and "not visible to this user" in member["transfer_format"]["reason"]
             restore = run_module("volume_glance_restore", dict(restore_args, cloud=load_sites()["sites"]["site-b"]["admin_cloud"]),
