@@ -88,19 +88,25 @@ gate_sanity() {
     install_get_pip_stand_in
     # A copy of its own per run: two runs at once (two sessions, or make test beside a quick check)
     # would otherwise delete each other's files under pylint (a getcwd error).
-    local root copy status=0
+    local workdir copy status=0
     mkdir -p .cache
-    root=$(mktemp -d "$PWD/.cache/sanity.XXXXXX")
-    copy=$root/ansible_collections/openstack_dr/bank
+    workdir=$(mktemp -d "$root/.cache/sanity.XXXXXX")
+    copy=$workdir/ansible_collections/openstack_dr/bank
     mkdir -p "$copy"
     collection_files | xargs -0 -r cp --parents -P -t "$copy" --
+    # An empty copy would pass with nothing tested.
+    if [ ! -f "$copy/galaxy.yml" ] || [ ! -d "$copy/plugins/modules" ]; then
+        echo "quality: the sanity copy $copy holds no collection" >&2
+        rm -rf "$workdir"
+        return 1
+    fi
     # ansible-test looks for .git upwards and would find this checkout, where .cache/ is ignored
     # and so holds no files: give the copy a repository of its own (nothing committed).
     git -C "$copy" init -q
     # The global pip config on our machines adds harmless "WARNING: Location ..." noise: drop it.
     (cd "$copy" && ansible-test sanity --venv --python 3.11 --color no) 2>&1 \
         | { grep -v "^WARNING: Location '" || true; } || status=$?
-    rm -rf "$root"
+    rm -rf "$workdir"
     return "$status"
 }
 
