@@ -422,7 +422,7 @@ if site_b_backend() == "rbd":
         """An admin's auto restore at B of a volume that is 40 % data: Glance's stores say RBD, so the image
         goes up raw and the volume is its copy-on-write clone, byte-identical; a member is told why not."""
         tag = f"e2e-ceph-auto-{uuid.uuid4().hex[:8]}"
-        data = random.Random(34).randbytes(400 * MIB)
+        data = os.urandom(400 * MIB)
         expected = hashlib.sha256(data + bytes(GIB - len(data))).hexdigest()
         bank = {"type": "file", "path": str(tmp_path / "bank"), "create": True}
         site_b_admin = devcloud_connect(load_sites()["sites"]["site-b"]["admin_cloud"])
