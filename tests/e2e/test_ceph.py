@@ -246,6 +246,12 @@ def module_env() -> dict[str, str]:
     return {"OS_CLIENT_CONFIG_FILE": load_sites()["clouds_yaml"]}
 
 
+def backup_at_site_a(volume_id: str, bank: dict[str, t.Any], name: str) -> None:
+    backup = run_module("volume_glance_backup", {"cloud": "site-a", "volume": volume_id, "bank": bank, "backup_name": name},
+                        env=module_env())
+    assert not backup.failed, backup.result
+
+
 def log_lines_from(path: str, offset: int) -> list[str]:
     with open(path, "rb") as handle:
         handle.seek(offset)
@@ -350,9 +356,7 @@ if site_b_backend() == "rbd":
         source, image = make_volume(site_a, tag, data)
         restored_id = None
         try:
-            backup = run_module("volume_glance_backup", {"cloud": "site-a", "volume": source.id, "bank": bank, "backup_name": tag},
-                                env=module_env())
-            assert not backup.failed, backup.result
+            backup_at_site_a(source.id, bank, tag)
             restore_args = {"cloud": "site-b", "bank": dict(bank, create=False), "backup": tag, "restore_name": tag}
             # An admin sees that Glance keeps images in RBD, but 24 MiB of data in 1 GiB stays qcow2 (raw would carry the zeros).
             planned = run_module("volume_glance_restore", dict(restore_args, cloud=load_sites()["sites"]["site-b"]["admin_cloud"]),
@@ -387,9 +391,7 @@ if site_b_backend() == "rbd":
         source, image = make_volume(site_a, tag, data)
         restored_id = parent_id = None
         try:
-            backup = run_module("volume_glance_backup", {"cloud": "site-a", "volume": source.id, "bank": bank, "backup_name": tag},
-                                env=module_env())
-            assert not backup.failed, backup.result
+            backup_at_site_a(source.id, bank, tag)
             restore = run_module("volume_glance_restore", {"cloud": "site-b", "bank": dict(bank, create=False), "backup": tag,
                                                            "restore_name": tag, "transfer_format": "raw", "timeout": 600},
                                  env=module_env())
@@ -429,9 +431,7 @@ if site_b_backend() == "rbd":
         source, image = make_volume(site_a, tag, data)
         restored_id = parent_id = None
         try:
-            backup = run_module("volume_glance_backup", {"cloud": "site-a", "volume": source.id, "bank": bank, "backup_name": tag},
-                                env=module_env())
-            assert not backup.failed, backup.result
+            backup_at_site_a(source.id, bank, tag)
             restore_args = {"bank": dict(bank, create=False), "backup": tag, "restore_name": tag}
             member = run_module("volume_glance_restore", dict(restore_args, cloud="site-b"), check=True, env=module_env())
             assert member["transfer_format"]["format"] == "qcow2" and "not visible to this user" in member["transfer_format"]["reason"]
