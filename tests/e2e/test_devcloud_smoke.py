@@ -143,6 +143,9 @@ def cleanup(conn, created: dict[str, Any], site: str) -> None:
         wait_for(lambda: conn.block_storage.get_volume(created["vol2"]).status != "uploading", STEP_TIMEOUT,
                  f"{site} volume to leave 'uploading'")
         conn.block_storage.delete_volume(created["vol2"], ignore_missing=True)
+        # On RBD this volume is the snapshot's clone: the snapshot goes only once it is gone. Without this wait,
+        # one run (2026-12-03) ended with Glance refusing the source image (409, in use in the backend store).
+        wait_for_gone(lambda: conn.block_storage.get_volume(created["vol2"]), STEP_TIMEOUT, f"{site} vol2")
     if "snap" in created:
         conn.block_storage.delete_snapshot(created["snap"], ignore_missing=True)
         wait_for_gone(lambda: conn.block_storage.get_snapshot(created["snap"]), STEP_TIMEOUT, f"{site} snapshot")
