@@ -22,6 +22,9 @@ import random
 import subprocess
 import tempfile
 import time
+import zlib
+
+import zstandard
 
 from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.qcow2_writer import Qcow2Writer, file_pieces
 from ansible_collections.openstack_dr.bank.plugins.module_utils._imageformats.reader import open_raw_stream
@@ -88,8 +91,6 @@ def time_write(raw_path: str, size: int) -> None:
 
 def time_cluster_compression(raw_path: str, size: int) -> None:
     """Compress each 64 KiB cluster holding data, as qemu's `-c` does; process CPU time, so a loaded machine reads true."""
-    import zlib  # pylint: disable=import-outside-toplevel
-    import zstandard  # pylint: disable=import-outside-toplevel
     clusters = []
     with open(raw_path, "rb") as raw:
         for _cluster in range(-(-size // CLUSTER)):

@@ -64,8 +64,8 @@ def choose_transfer_format(requested: str, preference: t.Sequence[str], accepted
 def glance_default_store_type(conn: t.Any) -> str | None:
     """The type (rbd, file, swift, ...) of the store Glance puts new images in; None when this user cannot see it.
 
-    Glance shows its stores' types to admins only (GET /v2/info/stores/detail), and only when it runs
-    several stores (enabled_backends); any other answer means unknown.
+    Glance shows its stores' types to admins only (GET /v2/info/stores/detail), and only when its stores
+    are configured with enabled_backends; any other answer means unknown.
     """
     try:
         response = conn.image.get("/info/stores/detail")
@@ -77,7 +77,9 @@ def glance_default_store_type(conn: t.Any) -> str | None:
     stores = [store for store in stores if isinstance(store, dict)]
     # The default store takes new images; a Glance with a single store may not flag it.
     default = [store for store in stores if str(store.get("default", "")).lower() == "true"] or (stores if len(stores) == 1 else [])
-    return str(default[0].get("type") or "") or None if default else None
+    if not default:
+        return None
+    return str(default[0].get("type") or "") or None
 
 
 def prefer_raw_where_cinder_clones(chosen: TransferFormat, store_type: str | None, data_share: float) -> TransferFormat:
